@@ -1,0 +1,41 @@
+"""The `coursebook` command line (CONTRACT section 5).
+
+Exit codes: 0 success; 1 some commands rejected (or a query found nothing); 2 usage error
+or unusable input file; 3 `verify` found tampering; 4 the store cannot be opened.
+Each sub-command lives in its own module and registers itself on `main` below.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from coursebook.adapters.cli import compliance, course, demo, importing, store
+from coursebook.adapters.cli.common import Context, run
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "target", metavar="TARGET", default=None,
+              help="SQLite file or postgresql:// URL (default: $COURSEBOOK_DB, "
+                   "else ./coursebook.db).")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True, help="Output: tables or one JSON document.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Write log lines here instead of standard error.")
+@click.version_option(package_name="coursebook")
+@click.pass_context
+def cli(ctx: click.Context, target: str | None, output_format: str,
+        log_file: str | None) -> None:
+    """Treatment courses for aesthetic clinics: what was done, why, and whether it was safe."""
+    ctx.obj = Context.create(target, output_format, log_file)
+
+
+for module in (store, importing, course, compliance, demo):
+    module.register(cli)
+
+
+def main() -> None:
+    sys.exit(run(cli))

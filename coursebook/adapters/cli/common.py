@@ -1,0 +1,144 @@
+"""What every sub-command shares: the target, the output format, exit codes, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+import attrs
+import click
+import orjson
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from coursebook.adapters.logs import configure_logging
+from coursebook.adapters.persistence import open_store, resolve_target
+from coursebook.application import Coursebook
+from coursebook.domain.commands import parse_timestamp
+from coursebook.errors import CoursebookError, Rejected, StoreUnavailable
+
+__all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
+           "emit", "run", "timestamp_option_value", "user_error"]
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TAMPERED, EXIT_STORE = 0, 1, 2, 3, 4
+EXIT_INTERNAL = 70
+
+log = structlog.get_logger("coursebook.cli")
+
+
+class UserError(click.ClickException):
+    """A message for the user and an exit code, without a traceback."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.code = exit_code
+
+
+def user_error(message: str, exit_code: int = EXIT_USAGE) -> UserError:
+    return UserError(message, exit_code)
+
+
+@attrs.define
+class Context:
+    target: str
+    output_format: str
+    log_stream: IO[str] | None = None
+
+    @classmethod
+    def create(cls, target: str | None, output_format: str, log_file: str | None) -> Context:
+        stream = None
+        if log_file is not None:
+            stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        configure_logging(stream=stream)
+        return cls(resolve_target(target), output_format, stream)
+
+    @property
+    def json(self) -> bool:
+        return self.output_format == "json"
+
+    @contextmanager
+    def store(self, **kwargs: Any) -> Iterator[Coursebook]:
+        try:
+            app = open_store(self.target, **kwargs)
+        except StoreUnavailable as error:
+            raise user_error(str(error), EXIT_STORE) from None
+        try:
+            yield app
+        finally:
+            app.close()
+
+
+def dumps(document: Any) -> str:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+
+
+def emit(ctx: Context, document: Any, render: Callable[[Console], None] | None = None) -> None:
+    """Prints the JSON document, or its human rendering on a terminal-friendly console."""
+    if ctx.json or render is None:
+        click.echo(dumps(document))
+        return
+    render(Console(soft_wrap=False))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    out = Table(title=title, show_lines=False)
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*["" if cell is None else str(cell) for cell in row])
+    return out
+
+
+def not_found(ctx: Context, error: Rejected) -> None:
+    """Queries about something that does not exist: exit 1 with the code."""
+    if ctx.json:
+        click.echo(dumps({"code": str(error.code), "message": error.message}))
+    else:
+        click.echo(f"{error.code}: {error.message}", err=True)
+    raise SystemExit(EXIT_REJECTED)
+
+
+def timestamp_option_value(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, option)
+    except Rejected as error:
+        raise user_error(error.message) from None  # the message names the option
+
+
+def run(command: click.Command) -> int:
+    """Runs the CLI and turns every outcome into an exit code, never a traceback."""
+    try:
+        command.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except UserError as error:
+        click.echo(f"coursebook: {error.message}", err=True)
+        return error.code
+    except click.ClickException as error:
+        error.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        return EXIT_USAGE
+    except SystemExit as done:
+        return int(done.code or 0)
+    except CoursebookError as error:
+        click.echo(f"coursebook: {error}", err=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the last line of defence: never a traceback
+        log.error("internal_error", error=type(error).__name__)
+        click.echo(f"coursebook: internal error ({type(error).__name__}); nothing partial "
+                   "was recorded for the command being applied", err=True)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

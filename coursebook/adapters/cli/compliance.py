@@ -1,0 +1,81 @@
+"""`coursebook compliance`: the findings as they stood at a moment (CONTRACT section 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
+
+from coursebook.adapters.cli.common import (
+    Context,
+    emit,
+    table,
+    timestamp_option_value,
+    user_error,
+)
+from coursebook.projections.compliance import compliance_report
+from coursebook.projections.compliance_html import render_html
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(compliance)
+
+
+def summarise_detail(detail: dict[str, Any]) -> str:
+    """One line of `key=value` facts (the detail holds no personal data)."""
+    parts = []
+    for key, value in detail.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = " v".join(str(v) for v in value.values())
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"{key}={value}")
+    return "; ".join(parts)
+
+
+@click.command()
+@click.option("--as-of", "as_of", metavar="TS", default=None,
+              help="Valid time: the findings as they stood at TS (default: now).")
+@click.option("--known-at", "known_at", metavar="TS", default=None,
+              help="Record time: only from the events recorded at or before TS.")
+@click.option("--html", "html", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write a self-contained HTML report to FILE.")
+@click.pass_obj
+def compliance(ctx: Context, as_of: str | None, known_at: str | None,
+               html: str | None) -> None:
+    """The compliance findings: spacing, overrides, cautions, reactions, overdue courses,
+    expiring licences."""
+    as_of_ts = timestamp_option_value(as_of, "--as-of")
+    known_at_ts = timestamp_option_value(known_at, "--known-at")
+    with ctx.store() as app:
+        report = compliance_report(app, as_of=as_of_ts, known_at=known_at_ts)
+    document = report.document()
+    if html is not None:
+        try:
+            Path(html).write_text(render_html(report), encoding="utf-8")
+        except OSError as error:
+            raise user_error(f"--html: cannot write {html}: {error.strerror}") from None
+        click.echo(f"coursebook: wrote the compliance page to {html}", err=True)
+
+    def render(console: Console) -> None:
+        title = f"Compliance as of {document['as_of']}"
+        if report.known_at is not None:
+            title += f", as known at {report.known_at.isoformat()}"
+        title += f" ({document['courses']} courses)"
+        console.print(title, markup=False, highlight=False)
+        console.print(table(None, ["code", "severity", "count"], report.counts()))
+        if not document["findings"]:
+            console.print("No findings.")
+        for f in document["findings"]:
+            session = "" if f["session_no"] is None else f" #{f['session_no']}"
+            console.print(f"{f['at']}  {f['severity']:<9}  {f['code']:<27}  "
+                          f"{f['course_id'] or '-'}{session}", markup=False, highlight=False)
+            console.print(Padding(Text(summarise_detail(f["detail"])), (0, 0, 0, 4)))
+
+    emit(ctx, document, render)

@@ -1,0 +1,107 @@
+"""`coursebook course show|history`: a course now, at any moment, and every version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from coursebook.adapters.cli.common import (
+    Context,
+    emit,
+    not_found,
+    table,
+    timestamp_option_value,
+)
+from coursebook.errors import Code, Rejected
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(course)
+
+
+@click.group()
+def course() -> None:
+    """Show one course: its state, or its history."""
+
+
+def _window(window: dict[str, Any] | None) -> str:
+    if window is None:
+        return "-"
+    planned = f", planned {window['planned_at']}" if window["planned_at"] else ""
+    latest = window["latest"] or "open"
+    return (f"#{window['session_no']}: {window['earliest']} .. {window['target']} .. "
+            f"{latest}{planned}")
+
+
+@course.command()
+@click.argument("course_id")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="State after the course's first N events.")
+@click.option("--as-of", "as_of", metavar="TS", default=None,
+              help="Valid time: from the events whose `at` <= TS.")
+@click.option("--known-at", "known_at", metavar="TS", default=None,
+              help="Record time: from the events recorded at or before TS.")
+@click.pass_obj
+def show(ctx: Context, course_id: str, version: int | None, as_of: str | None,
+         known_at: str | None) -> None:
+    """A course's state, now or as of any moment.
+
+    The selections combine: the first N events, of those the ones valid at TS, of those
+    the ones recorded by the --known-at moment (CONTRACT section 6).
+    """
+    as_of_ts = timestamp_option_value(as_of, "--as-of")
+    known_at_ts = timestamp_option_value(known_at, "--known-at")
+    with ctx.store() as app:
+        try:
+            document = app.get_course(course_id, version=version, as_of=as_of_ts,
+                                      known_at=known_at_ts)
+        except Rejected as error:
+            if error.code == Code.NOT_FOUND:
+                not_found(ctx, error)
+            raise
+
+    def render(console: Any) -> None:
+        d = document
+        rows = [
+            ["course", d["course_id"]], ["patient_ref", d["patient_ref"]],
+            ["indication", d["indication"]],
+            ["protocol", f"{d['protocol']['name']} v{d['protocol']['version']}"],
+            ["status", d["status"]], ["version", d["version"]],
+            ["sessions", f"{d['sessions_given']} given of {d['planned_sessions']} planned"],
+            ["last session", d["last_session_at"] or "-"],
+            ["spacing", "{min_days}/{target_days}/{max_days} days".format(**d["spacing"])],
+            ["next", _window(d["next"])],
+            ["absolute", ", ".join(d["contraindications"]["absolute"]) or "-"],
+            ["relative", ", ".join(d["contraindications"]["relative"]) or "-"],
+            ["overridden", ", ".join(d["contraindications"]["overridden"]) or "-"],
+            ["blocked by", ", ".join(d["blocked_by"]) or "-"],
+        ]
+        console.print(table(f"Course {d['course_id']}", ["", ""], rows))
+
+    emit(ctx, document, render)
+
+
+@course.command()
+@click.argument("course_id")
+@click.pass_obj
+def history(ctx: Context, course_id: str) -> None:
+    """Every version of a course, with the next-session window before and after each."""
+    with ctx.store() as app:
+        try:
+            documents = app.get_history(course_id)
+        except Rejected as error:
+            if error.code == Code.NOT_FOUND:
+                not_found(ctx, error)
+            raise
+
+    def render(console: Any) -> None:
+        rows = []
+        for d in documents:
+            before, after = _window(d["next_before"]), _window(d["next_after"])
+            change = after if before == after else f"{before} -> {after}"
+            rows.append([d["version"], d["at"], d["event"], d["actor"], d["summary"], change])
+        console.print(table(f"History of {course_id}",
+                            ["v", "at", "event", "actor", "summary", "next session"], rows))
+
+    emit(ctx, documents, render)

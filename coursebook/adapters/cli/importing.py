@@ -1,0 +1,99 @@
+"""`coursebook import FILE`: apply JSON Lines commands in order, each atomically.
+
+A line that is not UTF-8, not JSON or not an object is rejected `INVALID` and the file
+goes on; nothing but a missing or unreadable file stops it (exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from coursebook.adapters.cli.common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    Context,
+    emit,
+    table,
+    user_error,
+)
+from coursebook.application import Coursebook
+from coursebook.errors import Code, Rejected
+
+BOM = b"\xef\xbb\xbf"
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(import_commands)
+
+
+def read_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, content) for each non-blank line; BOM and CRLF accepted."""
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        line = line.removesuffix(b"\r")
+        if line.strip():
+            yield number, line
+
+
+def decode_line(line: bytes) -> Any:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(Code.INVALID, "the line is not valid UTF-8", "(line)") from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise Rejected(Code.INVALID, "the line is not valid JSON", "(line)") from None
+
+
+def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False) -> dict[str, Any]:
+    report: dict[str, Any] = {"applied": 0, "duplicates": 0, "rejected": []}
+    for number, line in read_lines(data):
+        raw: Any = None
+        try:
+            raw = decode_line(line)
+            outcome = app.execute(raw)
+        except Rejected as error:
+            command_id = raw.get("command_id") if isinstance(raw, dict) else None
+            report["rejected"].append({
+                "line": number,
+                "command_id": command_id if isinstance(command_id, str) else None,
+                "code": str(error.code), "field": error.field, "message": error.message})
+            if stop_on_error:
+                break
+            continue
+        report["applied" if outcome.status == "applied" else "duplicates"] += 1
+    return report
+
+
+@click.command("import")
+@click.argument("file", metavar="FILE")
+@click.option("--stop-on-error", is_flag=True, help="Stop at the first rejected line.")
+@click.pass_obj
+def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
+    """Apply JSON Lines commands from FILE (- for standard input), each atomically."""
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as error:
+        raise user_error(f"cannot read {file}: {error.strerror or type(error).__name__}") \
+            from None
+    with ctx.store() as app:
+        report = apply_lines(app, data, stop_on_error=stop_on_error)
+
+    def render(console: Any) -> None:
+        console.print(f"applied {report['applied']}, duplicates {report['duplicates']}, "
+                      f"rejected {len(report['rejected'])}")
+        if report["rejected"]:
+            console.print(table("Rejected lines", ["line", "command_id", "code", "message"],
+                                [[r["line"], r["command_id"], r["code"], r["message"]]
+                                 for r in report["rejected"]]))
+
+    emit(ctx, report, render)
+    raise SystemExit(EXIT_REJECTED if report["rejected"] else EXIT_OK)

@@ -1,0 +1,97 @@
+"""Where the store lives: a target (SQLite path or `postgresql://` URL) to an application.
+
+The embedded default is one SQLite file. Opening never creates a store by accident: only
+`init` (and `demo`) may create one; everything else fails with `StoreUnavailable` (exit 4).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.persistence import PersistenceError
+
+from coursebook.application import Coursebook
+from coursebook.clock import Clock
+from coursebook.errors import StoreUnavailable
+
+__all__ = ["DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target", "store_env"]
+
+DEFAULT_TARGET = "coursebook.db"
+
+
+def resolve_target(target: str | None) -> str:
+    return target or os.environ.get("COURSEBOOK_DB") or DEFAULT_TARGET
+
+
+def is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def store_env(target: str, *, create: bool) -> dict[str, str]:
+    """The eventsourcing environment for a target."""
+    if is_postgres(target):
+        url = urlsplit(target)
+        dbname = unquote(url.path.lstrip("/")) or "postgres"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": dbname,
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "4",
+        }
+    else:
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": target,
+               "SQLITE_LOCK_TIMEOUT": "10"}
+    env["CREATE_TABLE"] = "y" if create else "n"
+    return env
+
+
+def _check_sqlite_file(target: str) -> None:
+    path = Path(target)
+    if not path.is_file():
+        raise StoreUnavailable(f"no store at {target} (run: coursebook init)")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            names = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        raise StoreUnavailable(f"{target} is not a coursebook store") from None
+    if "stored_events" not in names:
+        raise StoreUnavailable(f"{target} is not a coursebook store (run: coursebook init)")
+
+
+def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
+               extra_env: Mapping[str, str] | None = None, **kwargs: Any) -> Coursebook:
+    """Opens (or, with `create`, creates) the store at `target`."""
+    if not is_postgres(target) and not create:
+        _check_sqlite_file(target)
+    env = {**store_env(target, create=create), **(extra_env or {})}
+    try:
+        app = Coursebook(env, clock=clock, **kwargs)
+        if not create and not app.is_initialised():
+            app.close()
+            raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
+                                   "(run: coursebook init)")
+    except (PersistenceError, sqlite3.Error, OSError) as error:
+        raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
+                               f"{type(error).__name__}") from None
+    return app
+
+
+def _safe(target: str) -> str:
+    """A target fit for messages: a URL without its password."""
+    if is_postgres(target):
+        url = urlsplit(target)
+        host = url.hostname or ""
+        port = f":{url.port}" if url.port else ""
+        user = f"{url.username}@" if url.username else ""
+        return f"{url.scheme}://{user}{host}{port}{url.path}"
+    return target

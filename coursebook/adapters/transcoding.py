@@ -1,0 +1,169 @@
+"""Event bodies to bytes and back: orjson with the library's `Transcoding` extension point.
+
+The library's `JSONTranscoder` matches types exactly and uses the slower `json` module;
+this one looks types up by class (falling back to `isinstance`, so freezegun's
+`FakeDatetime` stores as a datetime) and encodes with orjson. Every value type in an
+event has a registered transcoding, so nothing is ever pickled or guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import Transcoder, Transcoding, TranscodingNotRegisteredError
+
+from coursebook.domain.values import Personal, Phase, Product, Protocol, SpacingRule
+
+__all__ = ["OrjsonTranscoder", "PersonalInClear", "default_transcodings"]
+
+_TYPE, _DATA = "_type_", "_data_"
+
+
+class OrjsonTranscoder(Transcoder):
+    def __init__(self) -> None:
+        self.types: dict[type, Transcoding] = {}
+        self.names: dict[str, Transcoding] = {}
+
+    def register(self, transcoding: Transcoding) -> None:
+        self.types[transcoding.type] = transcoding
+        self.names[transcoding.name] = transcoding
+
+    def _transcoding_for(self, obj: Any) -> Transcoding:
+        found = self.types.get(type(obj))
+        if found is not None:
+            return found
+        for cls, transcoding in self.types.items():
+            if isinstance(obj, cls):
+                self.types[type(obj)] = transcoding
+                return transcoding
+        raise TranscodingNotRegisteredError(
+            f"Object of type {type(obj).__name__} has no registered transcoding")
+
+    def _default(self, obj: Any) -> Any:
+        transcoding = self._transcoding_for(obj)
+        return {_TYPE: transcoding.name, _DATA: transcoding.encode(obj)}
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj, default=self._default,
+                            option=orjson.OPT_PASSTHROUGH_DATETIME
+                            | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+    def decode(self, data: bytes) -> Any:
+        return self._revive(orjson.loads(data))
+
+    def _revive(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if len(value) == 2 and _TYPE in value and _DATA in value:
+                transcoding = self.names.get(value[_TYPE])
+                if transcoding is None:
+                    raise TranscodingNotRegisteredError(
+                        f"No transcoding registered for {value[_TYPE]!r}")
+                return transcoding.decode(self._revive(value[_DATA]))
+            return {k: self._revive(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._revive(v) for v in value]
+        return value
+
+
+class DatetimeAsISO(Transcoding):
+    type = dt.datetime
+    name = "datetime_iso"
+
+    def encode(self, obj: dt.datetime) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(data)
+
+
+class DateAsISO(Transcoding):
+    type = dt.date
+    name = "date_iso"
+
+    def encode(self, obj: dt.date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> dt.date:
+        return dt.date.fromisoformat(data)
+
+
+class UUIDAsHex(Transcoding):
+    type = uuid.UUID
+    name = "uuid_hex"
+
+    def encode(self, obj: uuid.UUID) -> str:
+        return obj.hex
+
+    def decode(self, data: str) -> uuid.UUID:
+        return uuid.UUID(data)
+
+
+class SpacingRuleAsDict(Transcoding):
+    type = SpacingRule
+    name = "spacing_rule"
+
+    def encode(self, obj: SpacingRule) -> list[Any]:
+        return [obj.min_days, obj.target_days, obj.max_days, obj.source]
+
+    def decode(self, data: list[Any]) -> SpacingRule:
+        return SpacingRule(*data)
+
+
+class PhaseAsDict(Transcoding):
+    type = Phase
+    name = "phase"
+
+    def encode(self, obj: Phase) -> dict[str, Any]:
+        return {"first": obj.first, "last": obj.last, "rule": obj.rule}
+
+    def decode(self, data: dict[str, Any]) -> Phase:
+        return Phase(**data)
+
+
+class ProtocolAsDict(Transcoding):
+    type = Protocol
+    name = "protocol"
+
+    def encode(self, obj: Protocol) -> dict[str, Any]:
+        return {"indication": obj.indication, "catalogue": obj.catalogue,
+                "version": obj.version, "default_sessions": obj.default_sessions,
+                "min_planned_sessions": obj.min_planned_sessions,
+                "max_planned_sessions": obj.max_planned_sessions,
+                "max_extended_sessions": obj.max_extended_sessions,
+                "phases": list(obj.phases), "maintenance": obj.maintenance}
+
+    def decode(self, data: dict[str, Any]) -> Protocol:
+        return Protocol(**data)
+
+
+class ProductAsDict(Transcoding):
+    type = Product
+    name = "product"
+
+    def encode(self, obj: Product) -> list[Any]:
+        return [obj.name, obj.lot, obj.expires_on.isoformat()]
+
+    def decode(self, data: list[Any]) -> Product:
+        return Product(data[0], data[1], dt.date.fromisoformat(data[2]))
+
+
+class PersonalInClear(Transcoding):
+    """Personal data as plain JSON. The privacy layer replaces this transcoding with one
+    that encrypts `data` under the patient's own key (same name, so stores stay readable)."""
+
+    type = Personal
+    name = "personal"
+
+    def encode(self, obj: Personal) -> dict[str, Any]:
+        return {"patient_ref": obj.patient_ref, "data": obj.data}
+
+    def decode(self, data: dict[str, Any]) -> Personal:
+        return Personal(data["patient_ref"], data.get("data"))
+
+
+def default_transcodings() -> list[Transcoding]:
+    return [DatetimeAsISO(), DateAsISO(), UUIDAsHex(), SpacingRuleAsDict(), PhaseAsDict(),
+            ProtocolAsDict(), ProductAsDict(), PersonalInClear()]

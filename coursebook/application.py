@@ -1,0 +1,474 @@
+"""The application service: one method per command of the contract, plus queries.
+
+`Coursebook` is an eventsourcing `Application`. Every accepted command saves its events and
+a `CommandReceipt` in one transaction, so idempotency is atomic with the change itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
+from coursebook.clock import Clock, SystemClock
+from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
+from coursebook.domain.commands import (
+    COMMANDS,
+    ParsedCommand,
+    canonical_body,
+    invalid,
+    parse_command,
+    parse_timestamp,
+    read_command_id,
+)
+from coursebook.domain.course import Context, TreatmentCourse
+from coursebook.domain.course_state import CourseState
+from coursebook.domain.ids import (
+    CLINIC_ID,
+    command_uuid,
+    course_uuid,
+    patient_uuid,
+    practitioner_uuid,
+)
+from coursebook.domain.patient import PatientRecord
+from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.domain.protocols import Catalogue, default_catalogue
+from coursebook.domain.values import Product
+from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.projections.course_view import course_document, history_documents
+
+__all__ = ["Coursebook", "Outcome"]
+
+log = structlog.get_logger("coursebook")
+
+
+@attrs.frozen
+class Outcome:
+    """What became of an accepted command."""
+
+    status: str  # "applied" | "duplicate"
+    command: str
+    command_id: str
+    subject: str
+    version: int | None = None
+
+
+Handler = Callable[["Coursebook", ParsedCommand], tuple[str, int | None, list[Any]]]
+
+
+class Coursebook(Application[UUID]):
+    """Treatment courses, their rules, and the queries a clinic and a reviewer ask."""
+
+    name = "coursebook"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
+                 catalogue: Catalogue | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.catalogue = catalogue or default_catalogue()
+        self._zone: ZoneInfo | None = None
+        super().__init__(env)
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        for transcoding in self.transcodings():
+            transcoder.register(transcoding)
+        return transcoder
+
+    def transcodings(self) -> list[Any]:
+        """The value types events may hold (a subclass may replace the personal-data one)."""
+        return default_transcodings()
+
+    # -- the store's clinic settings -----------------------------------------------------
+    def initialise(self, timezone: str | None = None) -> str:
+        """Creates the clinic settings once; returns the zone (never changes it)."""
+        settings = self._get(ClinicSettings, CLINIC_ID)
+        if settings is not None:
+            if timezone is not None and timezone != settings.timezone:
+                raise Rejected(Code.INVALID, f"timezone: the store's zone is "
+                               f"{settings.timezone} and cannot change", "timezone")
+            return str(settings.timezone)
+        name = timezone or "UTC"
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid("timezone", "is not an IANA time zone name") from None
+        self.save(ClinicSettings.configure(recorded_at=self.clock.now(), timezone=name))
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        if self._zone is None:
+            settings = self._get(ClinicSettings, CLINIC_ID)
+            if settings is None:
+                raise StoreUnavailable("the store holds no clinic settings (run init)")
+            self._zone = ZoneInfo(settings.timezone)
+        return self._zone
+
+    def is_initialised(self) -> bool:
+        return self._get(ClinicSettings, CLINIC_ID) is not None
+
+    # -- commands ----------------------------------------------------------------------
+    def execute(self, raw: Any) -> Outcome:
+        """Applies one command given as a JSON-like dict; raises `Rejected` if refused."""
+        started = time.perf_counter()
+        name = raw.get("command") if isinstance(raw, dict) else None
+        name = name if isinstance(name, str) and name in COMMANDS else "?"
+        command_id: str | None = None
+        try:
+            command_id = read_command_id(raw)
+            digest = body_digest(canonical_body(raw))
+            outcome = self._settle_known(command_id, name, digest)
+            if outcome is None:
+                command = parse_command(raw)
+                subject, version, aggregates = _HANDLERS[command.name](self, command)
+                outcome = self._commit(command, digest, subject, version, aggregates)
+        except Rejected as rejected:
+            log.info("command", command=name, command_id=command_id, outcome="rejected",
+                     code=str(rejected.code), field=rejected.field,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 3))
+            raise
+        log.info("command", command=name, command_id=command_id, outcome=outcome.status,
+                 subject=outcome.subject if name != "erase_patient" else None,
+                 version=outcome.version,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        return outcome
+
+    def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
+        receipt = self._get(CommandReceipt, command_uuid(command_id))
+        if receipt is None:
+            return None
+        if receipt.digest != digest:
+            raise Rejected(Code.CONFLICTING_DUPLICATE, f"command_id {command_id!r} was "
+                           "already applied with a different body", "command_id")
+        return Outcome("duplicate", receipt.command, command_id, receipt.subject)
+
+    def _commit(self, command: ParsedCommand, digest: str, subject: str, version: int | None,
+                aggregates: list[Any]) -> Outcome:
+        receipt = CommandReceipt.accept(recorded_at=self.clock.now(),
+                                        command_id=command.command_id, command=command.name,
+                                        digest=digest, subject=subject)
+        try:
+            self.save(*aggregates, receipt)
+        except IntegrityError:
+            # Another writer got there first: with this very command, or on this subject.
+            known = self._settle_known(command.command_id, command.name, digest)
+            if known is not None:
+                return known
+            raise Rejected(Code.CONFLICT, "a concurrent writer changed this record first; "
+                           "read it again and retry") from None
+        return Outcome("applied", command.name, command.command_id, subject, version)
+
+    # -- loading -----------------------------------------------------------------------
+    def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        try:
+            aggregate: Any = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _practitioner(self, practitioner_id: str) -> PractitionerRecord | None:
+        found: PractitionerRecord | None = self._get(PractitionerRecord,
+                                                     practitioner_uuid(practitioner_id))
+        return found
+
+    def _patient(self, patient_ref: str) -> PatientRecord | None:
+        found: PatientRecord | None = self._get(PatientRecord, patient_uuid(patient_ref))
+        return found
+
+    def _context(self, command: ParsedCommand, patient_ref: str) -> Context:
+        practitioner = self._practitioner(command.actor)
+        patient = self._patient(patient_ref)
+        return Context(zone=self.zone, now=self.clock.now(),
+                       practitioner=None if practitioner is None else practitioner.for_rules(),
+                       erased=patient is not None and patient.erased,
+                       command_id=command.command_id, at=command.at, actor=command.actor)
+
+    @staticmethod
+    def _check_version(command: ParsedCommand, current: int) -> None:
+        if command.expected_version is not None and command.expected_version != current:
+            raise Rejected(Code.CONFLICT, f"expected_version {command.expected_version} but "
+                           f"the record is at version {current}", "expected_version")
+
+    # -- handlers ----------------------------------------------------------------------
+    def _register_practitioner(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
+        f = c.fields
+        existing = self._practitioner(f["practitioner_id"])
+        self._check_version(c, existing.version if existing else 0)
+        if existing is not None:
+            raise Rejected(Code.ALREADY_EXISTS, f"practitioner {f['practitioner_id']!r} "
+                           "is already registered", "practitioner_id")
+        record = PractitionerRecord.register(recorded_at=self.clock.now(), at=c.at,
+                                             actor=c.actor, command_id=c.command_id, **f)
+        return f["practitioner_id"], record.version, [record]
+
+    def _renew_license(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
+        f = c.fields
+        record = self._practitioner(f["practitioner_id"])
+        self._check_version(c, record.version if record else 0)
+        if record is None:
+            raise Rejected(Code.NOT_FOUND, f"practitioner {f['practitioner_id']!r} is not "
+                           "registered", "practitioner_id")
+        record.renew_license(recorded_at=self.clock.now(), at=c.at, actor=c.actor,
+                             command_id=c.command_id, license_number=f["license_number"],
+                             license_expires_on=f["license_expires_on"])
+        return f["practitioner_id"], record.version, [record]
+
+    def _open_course(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
+        f = c.fields
+        existing = self._get(TreatmentCourse, course_uuid(f["course_id"]))
+        self._check_version(c, existing.version if existing else 0)
+        if existing is not None:
+            raise Rejected(Code.ALREADY_EXISTS, f"course {f['course_id']!r} already exists",
+                           "course_id")
+        protocol = self.catalogue.get(f["indication"])
+        if protocol is None:
+            raise invalid("indication", "has no protocol in this catalogue")
+        patient = self._patient(f["patient_ref"])
+        if patient is not None and patient.erased:
+            raise Rejected(Code.PATIENT_ERASED, "this patient_ref was erased", "patient_ref")
+        now = self.clock.now()
+        ctx = Context(zone=self.zone, now=now, command_id=c.command_id, at=c.at,
+                      actor=c.actor)
+        course = TreatmentCourse.open(ctx, course_id=f["course_id"],
+                                      patient_ref=f["patient_ref"], protocol=protocol,
+                                      planned_sessions=f.get("planned_sessions"),
+                                      patient=_jsonable(f.get("patient")))
+        if patient is None:
+            patient = PatientRecord.register(recorded_at=now, at=c.at, actor=c.actor,
+                                             command_id=c.command_id,
+                                             patient_ref=f["patient_ref"],
+                                             course_id=f["course_id"])
+        else:
+            patient.add_course(recorded_at=now, at=c.at, actor=c.actor,
+                               command_id=c.command_id, course_id=f["course_id"])
+        return f["course_id"], course.version, [course, patient]
+
+    def _course_command(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
+        fields = dict(c.fields)
+        course_id = fields.pop("course_id")
+        course: TreatmentCourse | None = self._get(TreatmentCourse, course_uuid(course_id))
+        self._check_version(c, course.version if course else 0)
+        if course is None:
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
+        if c.name == "give_session":
+            fields["products"] = [Product(**p) for p in fields["products"]]
+        if c.name == "record_consultation":
+            fields["screening"] = _jsonable(fields["screening"])
+        if c.name == "schedule_session" and fields.get("practitioner_id") is not None \
+                and self._practitioner(fields["practitioner_id"]) is None:
+            raise Rejected(Code.NOT_FOUND, f"practitioner {fields['practitioner_id']!r} is "
+                           "not registered", "practitioner_id")
+        ctx = self._context(c, course.state.patient_ref)
+        getattr(course, c.name)(ctx, **fields)
+        return course_id, course.version, [course]
+
+    def _erase_patient(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
+        f = c.fields
+        patient = self._patient(f["patient_ref"])
+        self._check_version(c, patient.version if patient else 0)
+        if patient is None:
+            raise Rejected(Code.NOT_FOUND, "no course was opened for this patient_ref",
+                           "patient_ref")
+        if patient.erased:
+            raise Rejected(Code.PATIENT_ERASED, "this patient was already erased",
+                           "patient_ref")
+        patient.erase(recorded_at=self.clock.now(), at=c.at, actor=c.actor,
+                      command_id=c.command_id, reason=f["reason"])
+        return f["patient_ref"], None, [patient]
+
+    # -- one method per command (same names and fields as the contract) ----------------
+    def _call(self, command: str, fields: dict[str, Any]) -> Outcome:
+        body: dict[str, Any] = {"command": command}
+        for key, value in fields.items():
+            if key == "self" or (value is None and key != "anaesthetic"):
+                continue
+            if key == "products":
+                value = [p.as_dict() if isinstance(p, Product) else p for p in value]
+            body[key] = value
+        return self.execute(body)
+
+    def register_practitioner(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                              practitioner_id: str, name: str, role: str, license_number: str,
+                              license_expires_on: dt.date | str,
+                              expected_version: int | None = None) -> Outcome:
+        return self._call("register_practitioner", locals())
+
+    def renew_license(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                      practitioner_id: str, license_number: str,
+                      license_expires_on: dt.date | str,
+                      expected_version: int | None = None) -> Outcome:
+        return self._call("renew_license", locals())
+
+    def open_course(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                    course_id: str, patient_ref: str, indication: str,
+                    planned_sessions: int | None = None, patient: dict[str, Any] | None = None,
+                    expected_version: int | None = None) -> Outcome:
+        return self._call("open_course", locals())
+
+    def record_consultation(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                            course_id: str, consent: bool, screening: dict[str, Any],
+                            expected_version: int | None = None) -> Outcome:
+        return self._call("record_consultation", locals())
+
+    def override_contraindication(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                                  course_id: str, code: str, justification: str,
+                                  expected_version: int | None = None) -> Outcome:
+        return self._call("override_contraindication", locals())
+
+    def schedule_session(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                         course_id: str, planned_at: dt.datetime | str,
+                         session_no: int | None = None, practitioner_id: str | None = None,
+                         spacing_override_reason: str | None = None,
+                         expected_version: int | None = None) -> Outcome:
+        return self._call("schedule_session", locals())
+
+    def reschedule_session(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                           course_id: str, session_no: int, planned_at: dt.datetime | str,
+                           reason: str, spacing_override_reason: str | None = None,
+                           expected_version: int | None = None) -> Outcome:
+        return self._call("reschedule_session", locals())
+
+    def cancel_session(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                       course_id: str, session_no: int, reason: str,
+                       expected_version: int | None = None) -> Outcome:
+        return self._call("cancel_session", locals())
+
+    def give_session(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                     course_id: str, products: list[dict[str, Any]] | list[Product],
+                     areas: list[str], dose_ml: float, anaesthetic: str | None,
+                     session_no: int | None = None, spacing_override_reason: str | None = None,
+                     expected_version: int | None = None) -> Outcome:
+        return self._call("give_session", locals())
+
+    def report_reaction(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                        course_id: str, session_no: int, kind: str, severity: int,
+                        notes: str | None = None,
+                        expected_version: int | None = None) -> Outcome:
+        return self._call("report_reaction", locals())
+
+    def review_reaction(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                        course_id: str, session_no: int, decision: str,
+                        notes: str | None = None,
+                        expected_version: int | None = None) -> Outcome:
+        return self._call("review_reaction", locals())
+
+    def adjust_interval(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                        course_id: str, min_days: int, target_days: int, max_days: int,
+                        reason: str, expected_version: int | None = None) -> Outcome:
+        return self._call("adjust_interval", locals())
+
+    def extend_plan(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                    course_id: str, planned_sessions: int, reason: str,
+                    expected_version: int | None = None) -> Outcome:
+        return self._call("extend_plan", locals())
+
+    def pause_course(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                     course_id: str, reason: str,
+                     expected_version: int | None = None) -> Outcome:
+        return self._call("pause_course", locals())
+
+    def resume_course(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                      course_id: str, reason: str | None = None,
+                      expected_version: int | None = None) -> Outcome:
+        return self._call("resume_course", locals())
+
+    def complete_course(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                        course_id: str, expected_version: int | None = None) -> Outcome:
+        return self._call("complete_course", locals())
+
+    def discontinue_course(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                           course_id: str, reason: str,
+                           expected_version: int | None = None) -> Outcome:
+        return self._call("discontinue_course", locals())
+
+    def erase_patient(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                      patient_ref: str, reason: str,
+                      expected_version: int | None = None) -> Outcome:
+        return self._call("erase_patient", locals())
+
+    # -- queries -----------------------------------------------------------------------
+    def course_events(self, course_id: str) -> list[Any]:
+        """Every stored event of a course, in order (NOT_FOUND if there are none)."""
+        events = list(self.events.get(course_uuid(course_id)))
+        if not events:
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
+        return events
+
+    def _erasure(self, patient_ref: str) -> Any | None:
+        for event in self.events.get(patient_uuid(patient_ref)):
+            if type(event).__name__ == "Erased":
+                return event
+        return None
+
+    def get_course(self, course_id: str, *, version: int | None = None,
+                   as_of: dt.datetime | None = None,
+                   known_at: dt.datetime | None = None) -> dict[str, Any]:
+        """A course's state (CONTRACT section 5), now or at any moment (section 6)."""
+        as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
+        known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
+        all_events = self.course_events(course_id)
+        if version is not None and version > len(all_events):
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} has {len(all_events)} "
+                           "version(s)", "version")
+        events = select_events(all_events, version=version, as_of=as_of, known_at=known_at)
+        state = CourseState.fold(events)
+        if state is None:
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} did not exist then",
+                           "course_id")
+        erasure = self._erasure(state.patient_ref)
+        erased_then = erasure is not None and bool(
+            select_events([erasure], as_of=as_of, known_at=known_at))
+        if version is not None and erasure is not None and as_of is None and known_at is None:
+            erased_then = True
+        return course_document(state, self.zone, erased=erased_then,
+                               shredded=erasure is not None)
+
+    def get_history(self, course_id: str) -> list[dict[str, Any]]:
+        events = self.course_events(course_id)
+        patient_ref = events[0].patient_ref
+        return history_documents(events, self.zone,
+                                 shredded=self._erasure(patient_ref) is not None)
+
+
+_HANDLERS: dict[str, Handler] = {
+    "register_practitioner": Coursebook._register_practitioner,
+    "renew_license": Coursebook._renew_license,
+    "open_course": Coursebook._open_course,
+    "erase_patient": Coursebook._erase_patient,
+}
+_HANDLERS.update({name: Coursebook._course_command for name in COMMANDS
+                  if name not in _HANDLERS})
+
+
+def select_events(events: Iterable[Any], *, version: int | None = None,
+                  as_of: dt.datetime | None = None,
+                  known_at: dt.datetime | None = None) -> list[Any]:
+    """The events a time-travel question sees, in recording order (CONTRACT section 6)."""
+    selected = list(events)
+    if version is not None:
+        selected = selected[:version]
+    if as_of is not None:
+        selected = [e for e in selected if e.at <= as_of]
+    if known_at is not None:
+        selected = [e for e in selected if e.timestamp <= known_at]
+    return selected
+
+
+def _jsonable(value: Any) -> Any:
+    """Typed command fields back to JSON-like data, for personal payloads."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value

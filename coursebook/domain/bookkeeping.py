@@ -1,0 +1,68 @@
+"""Aggregates that keep the engine's own facts: command receipts and the clinic settings.
+
+A `CommandReceipt` is saved in the same transaction as the events its command produced,
+so "this command_id was applied" and the events themselves can never disagree, even when
+two processes send the same command at once (the second insert fails on its version).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from eventsourcing.domain import Aggregate
+
+from coursebook.domain.ids import CLINIC_ID, command_uuid
+
+__all__ = ["ClinicSettings", "CommandReceipt", "body_digest"]
+
+
+def body_digest(canonical: Any) -> str:
+    """A digest of a command's canonical body: enough to tell "same body" apart, while the
+    body itself (which may hold personal data) is never kept in the receipt."""
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class CommandReceipt(Aggregate):
+    class Accepted(Aggregate.Created):
+        command_id: str
+        command: str
+        digest: str
+        subject: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.command_id = self.command_id
+            aggregate.command = self.command
+            aggregate.digest = self.digest
+            aggregate.subject = self.subject
+
+    if TYPE_CHECKING:  # set by the events' apply(); not constructor arguments
+        command_id: str
+        command: str
+        digest: str
+        subject: str
+
+    @classmethod
+    def accept(cls, *, recorded_at: dt.datetime, command_id: str, command: str, digest: str,
+               subject: str) -> CommandReceipt:
+        return cls._create(cls.Accepted, id=command_uuid(command_id), timestamp=recorded_at,
+                           command_id=command_id, command=command, digest=digest,
+                           subject=subject)
+
+
+class ClinicSettings(Aggregate):
+    class Configured(Aggregate.Created):
+        timezone: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.timezone = self.timezone
+
+    if TYPE_CHECKING:
+        timezone: str
+
+    @classmethod
+    def configure(cls, *, recorded_at: dt.datetime, timezone: str) -> ClinicSettings:
+        return cls._create(cls.Configured, id=CLINIC_ID, timestamp=recorded_at,
+                           timezone=timezone)

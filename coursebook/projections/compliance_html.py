@@ -1,0 +1,225 @@
+"""The compliance report as one self-contained HTML page (`compliance --html FILE`).
+
+The page holds counts by code and severity, the findings table, and for each course with
+findings a spacing timeline drawn as inline SVG: the sessions on a date axis, the window
+each session was allowed in (from the rule recorded with it) shaded, the window of the
+next session, overrides, reactions, reviews and the as-of moment marked. No script, no
+external asset; the template (shipped in the package) autoescapes every value. The only
+patient identifier on the page is the pseudonymous `patient_ref`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import jinja2
+
+from coursebook.domain import rules
+from coursebook.domain.course_state import CourseState
+from coursebook.projections.compliance import CODES, SEVERITY, Finding, Report
+from coursebook.projections.course_view import iso
+
+__all__ = ["render_html", "timeline"]
+
+WIDTH = 1100
+LEFT, RIGHT = 120, 30
+PADDING_DAYS = 4
+LANE = {"window": 40, "session": 78, "reaction": 122, "axis": 150}
+HEIGHT = 185
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("coursebook", "projections/templates"),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True, lstrip_blocks=True,
+)
+
+
+@attrs.frozen
+class _Axis:
+    start: dt.date
+    days: int
+    zone: ZoneInfo
+
+    @property
+    def per_day(self) -> float:
+        return (WIDTH - LEFT - RIGHT) / self.days
+
+    def day(self, day: dt.date) -> float:
+        return round(LEFT + (day - self.start).days * self.per_day, 1)
+
+    def instant(self, instant: dt.datetime) -> float:
+        local = instant.astimezone(self.zone)
+        midnight = dt.datetime.combine(self.start, dt.time(), tzinfo=self.zone)
+        days = (local - midnight).total_seconds() / 86400
+        return round(LEFT + days * self.per_day, 1)
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _local(instant: dt.datetime, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def timeline(state: CourseState, findings: list[Finding], *, as_of: dt.datetime,
+             zone: ZoneInfo) -> dict[str, Any]:
+    """The drawing of one course's spacing timeline: plain shapes and labels, in pixels."""
+    today = rules.local_date(as_of, zone)
+    window = rules.next_window(state, zone)
+    dates = [rules.local_date(state.opened_at, zone), today]
+    dates += [rules.local_date(s.at, zone) for s in state.sessions]
+    dates += [rules.local_date(r.at, zone) for r in state.reactions]
+    dates += [rules.local_date(r.reviewed_at, zone) for r in state.reactions if r.reviewed_at]
+    if window is not None and window["latest"] is not None:
+        dates.append(dt.date.fromisoformat(window["latest"]))
+    for previous, session in zip(state.sessions, state.sessions[1:], strict=False):
+        if session.rule is not None:
+            dates.append(rules.local_date(previous.at, zone)
+                         + dt.timedelta(days=session.rule.max_days))
+    start = min(dates) - dt.timedelta(days=PADDING_DAYS)
+    end = max(dates) + dt.timedelta(days=PADDING_DAYS + 1)
+    axis = _Axis(start, (end - start).days, zone)
+
+    flagged: dict[int, list[str]] = {}
+    for finding in findings:
+        if finding.session_no is not None:
+            flagged.setdefault(finding.session_no, []).append(finding.code)
+
+    windows: list[dict[str, Any]] = []
+    for previous, session in zip(state.sessions, state.sessions[1:], strict=False):
+        if session.rule is None:
+            continue
+        base = rules.local_date(previous.at, zone)
+        low = base + dt.timedelta(days=session.rule.min_days)
+        high = base + dt.timedelta(days=session.rule.max_days)
+        target = base + dt.timedelta(days=session.rule.target_days)
+        windows.append({
+            "x": axis.day(low), "width": round(axis.day(high + dt.timedelta(days=1))
+                                               - axis.day(low), 1),
+            "target_x": axis.day(target) + axis.per_day / 2, "next": False,
+            "row": len(windows) % 2,
+            "label": f"#{session.session_no}",
+            "title": (f"window for session {session.session_no}: {low} .. {high} "
+                      f"(target {target}; rule {session.rule.source})")})
+    if window is not None and window["latest"] is not None:
+        low, high = (dt.date.fromisoformat(window["earliest"]),
+                     dt.date.fromisoformat(window["latest"]))
+        windows.append({
+            "x": axis.day(low), "width": round(axis.day(high + dt.timedelta(days=1))
+                                               - axis.day(low), 1),
+            "target_x": axis.day(dt.date.fromisoformat(window["target"])) + axis.per_day / 2,
+            "next": True, "label": f"next #{window['session_no']}", "row": len(windows) % 2,
+            "title": (f"window for the next session {window['session_no']}: {low} .. {high} "
+                      f"(target {window['target']})")})
+
+    sessions = []
+    for session in state.sessions:
+        codes = flagged.get(session.session_no, [])
+        kind = ("overridden" if "SPACING_OVERRIDDEN" in codes else
+                "exceeded" if "SPACING_EXCEEDED" in codes else "ok")
+        notes = [f"session {session.session_no} given {_local(session.at, zone)} "
+                 f"by {session.actor}"]
+        if session.gap_days is not None:
+            notes.append(f"{session.gap_days} days after the previous one")
+        if session.spacing_override_reason:
+            notes.append(f"spacing override: {session.spacing_override_reason}")
+        if session.overrides:
+            notes.append("under overridden " + ", ".join(o.code for o in session.overrides))
+        if session.cautions:
+            notes.append("cautions " + ", ".join(session.cautions))
+        sessions.append({"x": axis.instant(session.at), "label": f"#{session.session_no}",
+                         "kind": kind, "override": bool(session.overrides),
+                         "cautions": bool(session.cautions), "title": "; ".join(notes)})
+
+    reactions = []
+    for reaction in state.reactions:
+        item: dict[str, Any] = {
+            "x": axis.instant(reaction.at), "severe": reaction.severe,
+            "label": f"S{reaction.severity}",
+            "title": (f"reaction to session {reaction.session_no}: {reaction.kind}, "
+                      f"severity {reaction.severity}, {_local(reaction.at, zone)}"),
+            "deadline_x": None, "review_x": None, "late": False}
+        if reaction.severe:
+            deadline = reaction.at + dt.timedelta(hours=48)
+            item["deadline_x"] = axis.instant(deadline)
+            if reaction.reviewed_at is not None:
+                item["review_x"] = axis.instant(reaction.reviewed_at)
+                item["late"] = reaction.reviewed_at > deadline
+                item["review_title"] = (f"reviewed {_local(reaction.reviewed_at, zone)} by "
+                                        f"{reaction.reviewed_by}: {reaction.decision}")
+        reactions.append(item)
+
+    ticks: list[dict[str, Any]] = []
+    months = [day for day in _days(start, end) if day.day == 1] or [start]
+    majors = [axis.day(day) for day in months]
+    for day, x in zip(months, majors, strict=True):
+        ticks.append({"x": x, "label": day.strftime("%b %Y"), "major": True})
+    if axis.per_day * 7 >= 24:  # room for a tick every Monday
+        for day in _days(start, end):
+            x = axis.day(day)
+            if day.weekday() == 0 and day.day != 1 and all(abs(x - m) > 46 for m in majors):
+                ticks.append({"x": x, "label": str(day.day), "major": False})
+
+    overdue = None
+    if window is not None and window["latest"] is not None:
+        for finding in findings:
+            if finding.code == "OVERDUE":
+                overdue = {"x": axis.instant(finding.at),
+                           "title": f"overdue since {_local(finding.at, zone)}"}
+    return {"width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT,
+            "lane": LANE, "ticks": ticks, "windows": windows, "sessions": sessions,
+            "reactions": reactions, "overdue": overdue,
+            "as_of_x": axis.instant(as_of), "as_of_label": f"as of {today}",
+            "opened_x": axis.instant(state.opened_at)}
+
+
+def _detail_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in detail.items():
+        if value is None or value == []:
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, dict) and set(value) == {"name", "version"}:
+            value = f"{value['name']} v{value['version']}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = "; ".join(str(v) for v in value)
+        rows.append((key.replace("_", " "), str(value)))
+    return rows
+
+
+def render_html(report: Report) -> str:
+    """The whole page as one string."""
+    document = report.document()
+    counted = dict.fromkeys(CODES, 0)
+    for finding in report.findings:
+        counted[finding.code] += 1
+    by_severity = {severity: sum(n for code, n in counted.items() if SEVERITY[code] == severity)
+                   for severity in ("violation", "warning", "info")}
+    findings = [{**finding.as_dict(), "local": _local(finding.at, report.zone),
+                 "rows": _detail_rows(finding.detail)} for finding in report.findings]
+    courses = []
+    for course_id in sorted({f.course_id for f in report.findings if f.course_id}):
+        state = report.courses[course_id]
+        own = report.findings_of(course_id)
+        courses.append({
+            "course_id": course_id, "patient_ref": state.patient_ref,
+            "indication": state.indication, "status": state.status,
+            "protocol": f"{state.protocol.label}",
+            "sessions_given": state.sessions_given,
+            "planned_sessions": state.planned_sessions,
+            "erased": state.patient_ref in report.erased,
+            "codes": sorted({f.code for f in own}, key=CODES.index),
+            "timeline": timeline(state, own, as_of=report.as_of, zone=report.zone)})
+    return _environment.get_template("compliance.html.j2").render(
+        as_of=document["as_of"], as_of_local=_local(report.as_of, report.zone),
+        known_at=iso(report.known_at), zone=str(report.zone), course_count=document["courses"],
+        counts=[(code, SEVERITY[code], counted[code]) for code in CODES],
+        by_severity=by_severity, findings=findings, courses=courses)
