@@ -18,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from coursebook.domain.bookkeeping import ClinicSettings
@@ -28,7 +28,7 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.projections.calendar import course_topics
-from coursebook.projections.views import ViewProjection, Write
+from coursebook.projections.views import Row, ViewProjection, Write
 
 __all__ = ["AuditProjection"]
 
@@ -91,7 +91,7 @@ class AuditProjection(ViewProjection):
     ddl = (
         "CREATE TABLE IF NOT EXISTS view_audit (position INTEGER PRIMARY KEY, "
         "recorded_at TEXT NOT NULL, at TEXT NOT NULL, subject TEXT NOT NULL, "
-        "course_id TEXT, event TEXT NOT NULL, actor TEXT, reason TEXT, detail TEXT NOT NULL)",
+        "course_id TEXT, event TEXT NOT NULL, actor TEXT, reason TEXT, detail BLOB NOT NULL)",
         "CREATE INDEX IF NOT EXISTS view_audit_course ON view_audit (course_id, position)",
     )
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
@@ -114,39 +114,40 @@ class AuditProjection(ViewProjection):
             return "patient_ref"
         return "practitioner_id"
 
-    def _subject(self, notification: Notification, body: dict[str, Any]) -> str:
-        key = self._subject_key(notification.topic)
+    def _subject(self, originator: Any, topic: str, body: dict[str, Any]) -> str:
+        key = self._subject_key(topic)
         found = body.get(key)
         if isinstance(found, str):
-            self.subjects[notification.originator_id] = found
+            self.subjects[originator] = found
             return found
-        known = self.subjects.get(notification.originator_id)
+        known = self.subjects.get(originator)
         if known is None:  # first met mid-history: the aggregate's first event names it
-            first = next(iter(self.app.events.get(notification.originator_id, lte=1)))
+            first = next(iter(self.app.events.get(UUID(str(originator)), lte=1)))
             known = str(getattr(first, key))
-            self.subjects[notification.originator_id] = known
+            self.subjects[originator] = known
         return known
 
-    def page(self, notifications: Sequence[Notification]) -> list[Write]:
-        rows = []
-        decode = self.decode
-        for notification in notifications:
-            body = decode(notification.state)
-            topic = notification.topic
+    def page(self, rows: Sequence[Row]) -> list[Write]:
+        out = []
+        decode, left_out = self.decode, LEFT_OUT
+        for position, originator, _, topic, state in rows:
+            body = decode(state)
             if topic == self._patient_registered:  # the index names the patient: no row
-                self._subject(notification, body)
+                self._subject(originator, topic, body)
                 continue
             event = topic.rpartition(".")[2]
             recorded_at = utc(body["timestamp"])
-            subject = "clinic" if event == "Configured" else self._subject(notification, body)
+            subject = "clinic" if event == "Configured" else \
+                self._subject(originator, topic, body)
             course_id = subject if topic.startswith(self._course_prefix) else None
-            reason = next((body[key] for key in REASON_FIELDS if body.get(key)), None)
-            detail = {key: plain(value) for key, value in body.items()
-                      if key not in LEFT_OUT}
-            rows.append((notification.id, recorded_at, utc(body.get("at")) or recorded_at,
-                         subject, course_id, event, body.get("actor"), reason,
-                         orjson.dumps(detail).decode()))
-        return [(self.INSERT, rows)]
+            reason = body.get("reason") or body.get("justification") or \
+                body.get("spacing_override_reason")
+            # Kept in stored form; `plain` turns it into JSON when the trail is read.
+            detail = {key: value for key, value in body.items() if key not in left_out}
+            out.append((position, recorded_at, utc(body.get("at")) or recorded_at,
+                        subject, course_id, event, body.get("actor"), reason,
+                        orjson.dumps(detail)))
+        return [(self.INSERT, out)]
 
     # -- queries -----------------------------------------------------------------------
     def entries(self, course_id: str | None = None) -> list[dict[str, Any]]:
@@ -160,6 +161,6 @@ class AuditProjection(ViewProjection):
         out = []
         for row in self.view.query(sql, params):
             entry = dict(zip(COLUMNS, row, strict=True))
-            entry["detail"] = orjson.loads(entry["detail"])
+            entry["detail"] = plain(orjson.loads(entry["detail"]))
             out.append(entry)
         return out

@@ -31,12 +31,15 @@ from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.projections.course_view import iso
-from coursebook.projections.views import ViewProjection, Write
+from coursebook.projections.views import Row, ViewProjection, Write
 
 __all__ = ["CalendarProjection", "calendar_entry", "course_topics"]
 
 PERSONAL_FIELDS = frozenset({"patient", "screening", "notes"})
 """Never decoded by the views: the calendar does not need them."""
+
+UNREAD_FIELDS = frozenset({"products"})
+"""Kept in their stored form: the calendar never looks inside them."""
 
 CACHE_LIMIT = 200_000
 """Folded courses kept in memory; beyond it the cache starts again (misses reload)."""
@@ -83,9 +86,11 @@ class _Lazy:
             value = self._data[name]
         except KeyError:
             raise AttributeError(name) from None
-        if name in PERSONAL_FIELDS:
-            return None
-        if type(value) is dict or type(value) is list:
+        if type(value) is dict:
+            if value.get("_type_") == "datetime_iso":
+                return dt.datetime.fromisoformat(value["_data_"])
+            return None if name in PERSONAL_FIELDS else self.revive(value)
+        if type(value) is list and name not in UNREAD_FIELDS:
             return self.revive(value)
         return value
 
@@ -117,55 +122,59 @@ class CalendarProjection(ViewProjection):
     def forget(self) -> None:
         self.states = {}
 
-    def _event(self, notification: Notification) -> Any:
-        if self._revive is None:  # another transcoder: the mapper's full decoding
-            return self.app.mapper.to_domain_event(notification)
-        cls = self._classes.get(notification.topic)
+    def _event(self, topic: str, state: bytes) -> Any:
+        cls = self._classes.get(topic)
         if cls is None:
-            name = notification.topic.rpartition(".")[2]
-            cls = type(name, (_Lazy,), {"__slots__": (), "revive": staticmethod(self._revive)})
-            self._classes[notification.topic] = cls
-        return cls(self.decode(notification.state))
+            name = topic.rpartition(".")[2]
+            revive: Any = self._revive
+            cls = type(name, (_Lazy,), {"__slots__": (), "revive": staticmethod(revive)})
+            self._classes[topic] = cls
+        return cls(self.decode(state))
 
-    def _state_before(self, notification: Notification) -> CourseState | None:
+    def _state_before(self, originator: Any, version: int) -> CourseState | None:
         """A course first met mid-history: fold its events before this one from the store."""
-        earlier = list(self.app.events.get(notification.originator_id,
-                                           lte=notification.originator_version - 1))
-        return CourseState.fold(earlier)
+        return CourseState.fold(list(self.app.events.get(UUID(str(originator)),
+                                                         lte=version - 1)))
 
-    def page(self, notifications: Sequence[Notification]) -> list[Write]:
+    def page(self, rows: Sequence[Row]) -> list[Write]:
         if len(self.states) > CACHE_LIMIT:
             self.states = {}
         zone: ZoneInfo = self.app.zone  # type: ignore[attr-defined]
         touched: dict[Any, CourseState] = {}
         erased: list[tuple[str]] = []
-        states = self.states
-        for notification in notifications:
-            key = notification.originator_id
-            if notification.topic == self._erased_topic:
+        states, opened, erasure = self.states, self._opened_topic, self._erased_topic
+        if self._revive is None:  # another transcoder: the mapper's full decoding
+            to_event = self.app.mapper.to_domain_event
+            events = [to_event(Notification(id=r[0], originator_id=UUID(str(r[1])),
+                                            originator_version=r[2], topic=r[3], state=r[4]))
+                      if r[3] != erasure else None for r in rows]
+        else:
+            event_of = self._event
+            events = [event_of(r[3], r[4]) if r[3] != erasure else None for r in rows]
+        for (_, key, version, topic, _), event in zip(rows, events, strict=True):
+            if event is None:
                 erased.append((UUID(str(key)).hex,))
                 continue
-            event = self._event(notification)
-            if notification.topic == self._opened_topic:
+            if topic == opened:
                 state = CourseState.start(event)
                 states[key] = state
             else:
                 found = states.get(key)
                 if found is None:
-                    found = self._state_before(notification)
+                    found = self._state_before(key, version)
                     if found is None:
                         continue
                     states[key] = found
                 found.apply(event)
                 state = found
             touched[key] = state
-        rows = []
+        out = []
         for state in touched.values():
             placed = calendar_entry(state, zone)
             day, entry = placed if placed is not None else (None, None)
-            rows.append((state.course_id, patient_uuid(state.patient_ref).hex, day,
-                         None if entry is None else orjson.dumps(entry).decode()))
-        return [(self.UPSERT, rows), (self.ERASE, erased)]
+            out.append((state.course_id, patient_uuid(state.patient_ref).hex, day,
+                        None if entry is None else orjson.dumps(entry).decode()))
+        return [(self.UPSERT, out), (self.ERASE, erased)]
 
     # -- queries -----------------------------------------------------------------------
     def entries(self, start: dt.date | None = None,

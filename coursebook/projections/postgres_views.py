@@ -16,14 +16,15 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 
-from coursebook.projections.views import TRACKING_TABLE, ViewRecorder, Write
+from coursebook.projections.views import TRACKING_TABLE, Row, ViewRecorder, Write
 
 __all__ = ["PostgresViewRecorder"]
 
 
 def _pg(sql: str) -> str:
-    """`?` placeholders to psycopg's `%s`; 64-bit integers for positions."""
-    return re.sub(r"\bINTEGER\b", "BIGINT", sql.replace("?", "%s"))
+    """`?` placeholders to psycopg's `%s`; 64-bit integers for positions; BYTEA."""
+    sql = re.sub(r"\bINTEGER\b", "BIGINT", sql.replace("?", "%s"))
+    return re.sub(r"\bBLOB\b", "BYTEA", sql)
 
 
 class _Moved(Exception):
@@ -32,9 +33,11 @@ class _Moved(Exception):
 
 class PostgresViewRecorder(ViewRecorder):
     def __init__(self, datastore: PostgresDatastore, view: str, application_name: str,
-                 tables: Sequence[str], ddl: Sequence[str]) -> None:
+                 tables: Sequence[str], ddl: Sequence[str], *,
+                 events_table: str | None = None) -> None:
         super().__init__(view, application_name, tables, ddl)
         self.datastore = datastore
+        self.events_table = events_table
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -68,6 +71,26 @@ class PostgresViewRecorder(ViewRecorder):
         except _Moved:
             return False
         return True
+
+    def select_page(self, after: int, limit: int, topics: Sequence[str],
+                    until: int | None = None) -> list[Row] | None:
+        if self.events_table is None:
+            return None
+        sql = (f"SELECT notification_id, originator_id, originator_version, topic, state "
+               f"FROM {self.events_table} WHERE notification_id > %s")
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND notification_id <= %s"
+            params.append(until)
+        if topics:
+            sql += " AND topic = ANY(%s)"
+            params.append(list(topics))
+        sql += " ORDER BY notification_id LIMIT %s"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [(r["notification_id"], r["originator_id"], r["originator_version"],
+                     r["topic"], bytes(r["state"])) for r in c.fetchall()]
 
     def reset(self) -> None:
         with self.datastore.transaction(commit=True) as c:

@@ -48,12 +48,13 @@ def _recorder(app: Coursebook, cls: type[ViewProjection]) -> ViewRecorder:
     if datastore is not None and type(datastore).__name__ == "PostgresDatastore":
         from coursebook.projections.postgres_views import PostgresViewRecorder
 
-        return PostgresViewRecorder(datastore, cls.name, app.name, cls.tables, cls.ddl)
+        return PostgresViewRecorder(datastore, cls.name, app.name, cls.tables, cls.ddl,
+                                    events_table=cast(Any, app.recorder).events_table_name)
     if isinstance(app.recorder, POPOApplicationRecorder) or datastore is None:
-        db_name = ":memory:"
-    else:
-        db_name = datastore.pool.db_name
-    return SQLiteViewRecorder(db_name, cls.name, app.name, cls.tables, cls.ddl)
+        return SQLiteViewRecorder(":memory:", cls.name, app.name, cls.tables, cls.ddl)
+    events_table = getattr(app.recorder, "events_table_name", None)
+    return SQLiteViewRecorder(datastore.pool.db_name, cls.name, app.name, cls.tables,
+                              cls.ddl, events_table=events_table)
 
 
 def runners(app: Coursebook) -> dict[str, ViewRunner]:

@@ -37,15 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
-from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
+from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.projection import Projection
 
 if TYPE_CHECKING:
     from eventsourcing.application import Application
 
 __all__ = [
-    "PAGE_SIZE", "TRACKING_TABLE", "Progress", "SQLiteViewRecorder", "ViewProjection",
-    "ViewRecorder", "ViewRunner", "ViewStatus", "Write", "raw_decoder",
+    "PAGE_SIZE", "TRACKING_TABLE", "Progress", "Row", "SQLiteViewRecorder",
+    "ViewProjection", "ViewRecorder", "ViewRunner", "ViewStatus", "Write", "raw_decoder",
 ]
 
 PAGE_SIZE = 1000
@@ -53,6 +53,10 @@ PAGE_SIZE = 1000
 
 TRACKING_TABLE = "projection_tracking"
 """One row per view: the id of the last notification the view reflects."""
+
+Row = tuple[int, Any, int, str, bytes]
+"""A stored event as a view reads it: (notification id, originator id as stored, originator
+version, topic, state). Plain tuples straight from the events table, no objects."""
 
 Write = tuple[str, Sequence[Sequence[Any]]]
 """One statement (with `?` placeholders) and the rows to `executemany` it with."""
@@ -99,6 +103,13 @@ class ViewRecorder(TrackingRecorder, ABC):
         transaction, only if the view still stands at `start`. False: someone else
         moved it first, and nothing was written."""
 
+    def select_page(self, after: int, limit: int, topics: Sequence[str],
+                    until: int | None = None) -> list[Row] | None:
+        """The next stored events of `topics` after `after`, read straight from the
+        events table; None when this recorder cannot see it (the runner then asks the
+        application recorder)."""
+        return None
+
     @abstractmethod
     def reset(self) -> None:
         """Empties the view's tables and sets its position to 0, in one transaction."""
@@ -129,8 +140,9 @@ class SQLiteViewRecorder(ViewRecorder):
 
     def __init__(self, db_name: str, view: str, application_name: str,
                  tables: Sequence[str], ddl: Sequence[str], *,
-                 lock_timeout: float = 10.0) -> None:
+                 events_table: str | None = None, lock_timeout: float = 10.0) -> None:
         super().__init__(view, application_name, tables, ddl)
+        self.events_table = events_table
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(db_name, isolation_level=None, timeout=lock_timeout,
                                      check_same_thread=False)
@@ -179,6 +191,24 @@ class SQLiteViewRecorder(ViewRecorder):
             return False
         return True
 
+    def select_page(self, after: int, limit: int, topics: Sequence[str],
+                    until: int | None = None) -> list[Row] | None:
+        if self.events_table is None:
+            return None
+        sql = (f"SELECT rowid, originator_id, originator_version, topic, state "
+               f"FROM {self.events_table} WHERE rowid > ?")
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND rowid <= ?"
+            params.append(until)
+        if topics:
+            sql += f" AND topic IN ({', '.join('?' * len(topics))})"
+            params.extend(topics)
+        sql += " ORDER BY rowid LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
     def reset(self) -> None:
         with self._transaction() as c:
             for table in self.tables:
@@ -218,8 +248,8 @@ class ViewProjection(Projection[ViewRecorder], ABC):
         self.runner: ViewRunner | None = None
 
     @abstractmethod
-    def page(self, notifications: Sequence[Notification]) -> list[Write]:
-        """The writes that apply these notifications (in log order) to the view."""
+    def page(self, rows: Sequence[Row]) -> list[Write]:
+        """The writes that apply these stored events (in log order) to the view."""
 
     def forget(self) -> None:
         """Drops in-memory caches built from earlier pages."""
@@ -293,12 +323,11 @@ class ViewRunner:
                 break
             if start != self._built_on:
                 self.projection.forget()
-            notifications = self.app.recorder.select_notifications(
-                start + 1, self.page_size, stop=until, topics=self.projection.topics)
+            notifications = self._select(start, until)
             if not notifications:
                 self._built_on = start
                 break
-            end = notifications[-1].id
+            end = notifications[-1][0]
             writes = self.projection.page(notifications)
             if not self.view.commit_page(start, end, writes):
                 self.conflicts += 1
@@ -311,6 +340,15 @@ class ViewRunner:
             if len(notifications) < self.page_size:
                 break
         return processed
+
+    def _select(self, start: int, until: int | None) -> list[Row]:
+        topics = self.projection.topics
+        rows = self.view.select_page(start, self.page_size, topics, until)
+        if rows is not None:
+            return rows
+        return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                for n in self.app.recorder.select_notifications(
+                    start + 1, self.page_size, stop=until, topics=topics)]
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
         """Empties the view and applies the whole log again, from zero."""
