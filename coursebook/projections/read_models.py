@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any, cast
 
 from eventsourcing.popo import POPOApplicationRecorder
@@ -24,6 +25,7 @@ from coursebook.errors import Code, Rejected
 from coursebook.projections.audit import AuditProjection
 from coursebook.projections.calendar import CalendarProjection
 from coursebook.projections.views import (
+    PAGE_SIZE,
     Progress,
     SQLiteViewRecorder,
     ViewProjection,
@@ -57,6 +59,12 @@ def _recorder(app: Coursebook, cls: type[ViewProjection]) -> ViewRecorder:
                               cls.ddl, events_table=events_table)
 
 
+def _page_size() -> int:
+    """Notifications per page: `COURSEBOOK_VIEW_PAGE_SIZE`, else `views.PAGE_SIZE`."""
+    value = os.environ.get("COURSEBOOK_VIEW_PAGE_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else PAGE_SIZE
+
+
 def runners(app: Coursebook) -> dict[str, ViewRunner]:
     """The application's views, created (tables included) on first use."""
     made: dict[str, ViewRunner] | None = getattr(app, _ATTRIBUTE, None)
@@ -65,7 +73,7 @@ def runners(app: Coursebook) -> dict[str, ViewRunner]:
         for name, cls in PROJECTIONS.items():
             view = _recorder(app, cls)
             view.create_table()
-            made[name] = ViewRunner(app, cls(view, app))
+            made[name] = ViewRunner(app, cls(view, app), page_size=_page_size())
             app.on_close(view.close)
         setattr(app, _ATTRIBUTE, made)
     return made
