@@ -96,16 +96,16 @@ class _Lazy:
             if stored == "datetime_iso":
                 return dt.datetime.fromisoformat(value["_data_"])
             if stored == "spacing_rule":
-                key = tuple(value["_data_"])
-                rule = self.shared.get(key)
+                numbers = tuple(value["_data_"])
+                rule = self.shared.get(numbers)
                 if rule is None:
-                    rule = self.shared[key] = SpacingRule(*key)
+                    rule = self.shared[numbers] = SpacingRule(*numbers)
                 return rule
             if stored == "protocol":
-                key = orjson.dumps(value)
-                protocol = self.shared.get(key)
+                body = orjson.dumps(value)
+                protocol = self.shared.get(body)
                 if protocol is None:
-                    protocol = self.shared[key] = self.revive(value)
+                    protocol = self.shared[body] = self.revive(value)
                 return protocol
             return None if name in PERSONAL_FIELDS else self.revive(value)
         if kind is list:
