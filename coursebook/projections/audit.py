@@ -42,6 +42,9 @@ LEFT_OUT = frozenset({"timestamp", "originator_topic", "at", "actor", "command_i
                       "practitioner_id", "patient_ref", *REASON_FIELDS})
 """Fields not copied into `detail`: shown in their own column, or personal data."""
 
+PERSONAL = frozenset({"patient", "screening", "notes", "name"})
+"""Fields never stored in the view, in any form."""
+
 _UTC_SUFFIX = "+00:00"
 
 
@@ -130,6 +133,7 @@ class AuditProjection(ViewProjection):
     def page(self, rows: Sequence[Row]) -> list[Write]:
         out = []
         decode, left_out = self.decode, LEFT_OUT
+        raw_ok = decode is orjson.loads  # no cipher or compressor on the stored bytes
         for position, originator, _, topic, state in rows:
             body = decode(state)
             if topic == self._patient_registered:  # the index names the patient: no row
@@ -142,11 +146,15 @@ class AuditProjection(ViewProjection):
             course_id = subject if topic.startswith(self._course_prefix) else None
             reason = body.get("reason") or body.get("justification") or \
                 body.get("spacing_override_reason")
-            # Kept in stored form; `plain` turns it into JSON when the trail is read.
-            detail = {key: value for key, value in body.items() if key not in left_out}
+            # Kept in stored form (`plain` makes it JSON when the trail is read). A body
+            # without any personal field is kept as stored, byte for byte.
+            if raw_ok and not body.keys() & PERSONAL:
+                detail = state
+            else:
+                detail = orjson.dumps({key: value for key, value in body.items()
+                                       if key not in left_out})
             out.append((position, recorded_at, utc(body.get("at")) or recorded_at,
-                        subject, course_id, event, body.get("actor"), reason,
-                        orjson.dumps(detail)))
+                        subject, course_id, event, body.get("actor"), reason, detail))
         return [(self.INSERT, out)]
 
     # -- queries -----------------------------------------------------------------------
@@ -161,6 +169,8 @@ class AuditProjection(ViewProjection):
         out = []
         for row in self.view.query(sql, params):
             entry = dict(zip(COLUMNS, row, strict=True))
-            entry["detail"] = plain(orjson.loads(entry["detail"]))
+            entry["detail"] = plain({key: value for key, value in
+                                     orjson.loads(entry["detail"]).items()
+                                     if key not in LEFT_OUT})
             out.append(entry)
         return out

@@ -30,6 +30,7 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
+from coursebook.domain.values import SpacingRule
 from coursebook.projections.course_view import iso
 from coursebook.projections.views import Row, ViewProjection, Write
 
@@ -73,10 +74,13 @@ def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, A
 
 class _Lazy:
     """An event body read from its stored JSON one field at a time; its class name is the
-    event's, which is all `CourseState.apply` dispatches on."""
+    event's, which is all `CourseState.apply` dispatches on. Values of registered types
+    are rebuilt by the transcoder, with fast paths for the common ones; protocols and
+    spacing rules are immutable values, so equal stored forms share one object."""
 
     __slots__ = ("_data",)
     revive: Callable[[Any], Any] = staticmethod(lambda value: value)
+    shared: dict[Any, Any] = {}  # one cache for every event class
 
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
@@ -86,11 +90,27 @@ class _Lazy:
             value = self._data[name]
         except KeyError:
             raise AttributeError(name) from None
-        if type(value) is dict:
-            if value.get("_type_") == "datetime_iso":
+        kind = type(value)
+        if kind is dict:
+            stored = value.get("_type_")
+            if stored == "datetime_iso":
                 return dt.datetime.fromisoformat(value["_data_"])
+            if stored == "spacing_rule":
+                numbers = tuple(value["_data_"])
+                rule = self.shared.get(numbers)
+                if rule is None:
+                    rule = self.shared[numbers] = SpacingRule(*numbers)
+                return rule
+            if stored == "protocol":
+                body = orjson.dumps(value)
+                protocol = self.shared.get(body)
+                if protocol is None:
+                    protocol = self.shared[body] = self.revive(value)
+                return protocol
             return None if name in PERSONAL_FIELDS else self.revive(value)
-        if type(value) is list and name not in UNREAD_FIELDS:
+        if kind is list:
+            if not value or type(value[0]) is str or name in UNREAD_FIELDS:
+                return value
             return self.revive(value)
         return value
 

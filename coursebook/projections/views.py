@@ -28,6 +28,7 @@ notifications into writes; `ViewRunner` catches up, rebuilds, and reports status
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -282,6 +283,21 @@ def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
     return decode
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a page is turned into writes: folding a
+    page allocates hundreds of thousands of objects (none in cycles), and each
+    generation-2 pass would walk every folded course in memory again; measured, it more
+    than doubled the calendar's rebuild time. Reference counting still frees as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @attrs.frozen
 class ViewStatus:
     name: str
@@ -328,7 +344,8 @@ class ViewRunner:
                 self._built_on = start
                 break
             end = notifications[-1][0]
-            writes = self.projection.page(notifications)
+            with collector_paused():
+                writes = self.projection.page(notifications)
             if not self.view.commit_page(start, end, writes):
                 self.conflicts += 1
                 self._built_on = None  # another worker moved the view: read it again
