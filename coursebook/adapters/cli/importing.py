@@ -22,6 +22,7 @@ from coursebook.adapters.cli.common import (
     table,
     user_error,
 )
+from coursebook.adapters.sealing import catch_up
 from coursebook.application import Coursebook
 from coursebook.errors import Code, Rejected
 
@@ -86,6 +87,7 @@ def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
             from None
     with ctx.store() as app:
         report = apply_lines(app, data, stop_on_error=stop_on_error)
+        catch_up(app)  # seal the new events into the tamper-evident chain
 
     def render(console: Any) -> None:
         console.print(f"applied {report['applied']}, duplicates {report['duplicates']}, "
