@@ -69,10 +69,15 @@ class MasterKey:
 
     @classmethod
     def from_text(cls, text: str, origin: str) -> MasterKey:
+        """32 or more bytes, base64 (standard or URL-safe alphabet)."""
+        raw = text.strip().replace("-", "+").replace("_", "/")
         try:
-            secret = base64.urlsafe_b64decode(text.strip().encode("ascii") + b"==")
-        except (binascii.Error, ValueError, UnicodeEncodeError):
+            secret = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        except (binascii.Error, ValueError):
             raise StoreUnavailable(f"the master key in {origin} is not base64") from None
+        if len(secret) < 32:
+            raise StoreUnavailable(f"the master key in {origin} is too short (it must "
+                                   "hold 32 bytes, base64-encoded)")
         return cls(secret)
 
     @classmethod
