@@ -145,7 +145,7 @@ class Coursebook(Application[UUID]):
         command_id: str | None = None
         try:
             command_id = read_command_id(raw)
-            digest = body_digest(canonical_body(raw))
+            digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
             outcome = self._settle_known(command_id, name, digest)
             if outcome is None:
                 command = parse_command(raw)

@@ -62,6 +62,7 @@ class MasterKey:
                                    "base64-encoded)")
         self.wrapping = self._derive(secret, b"coursebook data-key wrapping")
         self.integrity = self._derive(secret, b"coursebook integrity")
+        self.receipts = self._derive(secret, b"coursebook command receipts")
 
     @staticmethod
     def _derive(secret: bytes, info: bytes) -> bytes:

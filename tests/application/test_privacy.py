@@ -208,3 +208,27 @@ def test_the_memory_store_encrypts_too(app: Coursebook, store_kind: str) -> None
     states = b"".join(bytes(n.state) for n in clinic.notifications())
     assert [s for s in encodings(SECRETS) if s in states] == []
     assert os.environ.get(MASTER_KEY_ENV) is None or store_kind
+
+
+def test_command_receipts_keep_a_keyed_digest_only(sqlite_app: Coursebook) -> None:
+    """Without the master key, a stolen store cannot confirm a guess of a patient's data
+    through the digest that tells duplicates apart."""
+    import hashlib
+
+    import orjson
+
+    from coursebook.domain.commands import canonical_body
+    from coursebook.domain.ids import command_uuid
+
+    clinic = Clinic(sqlite_app)
+    body = {"command": "open_course", "command_id": "open-guess", "at": day(0),
+            "actor": "admin", "course_id": "C1", "patient_ref": "P1",
+            "indication": "skin_rejuvenation", "patient": SECRET_PATIENT}
+    sqlite_app.execute(body)
+    receipt: Any = sqlite_app.repository.get(command_uuid("open-guess"))
+    guess = hashlib.sha256(orjson.dumps(canonical_body(body),
+                                        option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert receipt.digest != guess
+    assert sqlite_app.execute(body).status == "duplicate"
+    clinic.run("erase_patient", at=day(6), actor="dpo", patient_ref="P1", reason="request")
+    assert sqlite_app.execute(body).status == "duplicate"

@@ -77,8 +77,9 @@ def test_verify_seals_and_then_catches_removed_newest_events(store: Path) -> Non
 
 def test_verify_names_a_changed_event_and_exits_3(store: Path) -> None:
     with sqlite3.connect(store) as conn:
-        rowid, state = conn.execute("SELECT rowid, state FROM stored_events "
-                                    "WHERE CAST(state AS TEXT) LIKE '%skin_rejuvenation%'").fetchone()
+        rowid, state = conn.execute(
+            "SELECT rowid, state FROM stored_events "
+            "WHERE CAST(state AS TEXT) LIKE '%skin_rejuvenation%'").fetchone()
         conn.execute("UPDATE stored_events SET state=? WHERE rowid=?",
                      (state.replace(b"skin_rejuvenation", b"skin_rejuvenatioN"), rowid))
     conn.close()
