@@ -232,3 +232,64 @@ def test_command_receipts_keep_a_keyed_digest_only(sqlite_app: Coursebook) -> No
     assert sqlite_app.execute(body).status == "duplicate"
     clinic.run("erase_patient", at=day(6), actor="dpo", patient_ref="P1", reason="request")
     assert sqlite_app.execute(body).status == "duplicate"
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def pg_target() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL is unreachable: {type(error).__name__}")
+    name = f"privacy_{os.getpid()}"
+    admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def pg_table_bytes(target: str) -> bytes:
+    """Every data file of every table and index of the database, as stored on disk."""
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        paths = [r[0] for r in conn.execute(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+            "AND c.relkind IN ('r', 'i', 't')")]
+        return b"".join(bytes(conn.execute("SELECT pg_read_binary_file(%s)", (p,))
+                              .fetchone()[0]) for p in paths if p)
+
+
+@pytest.mark.postgres
+def test_erasure_on_postgresql_leaves_no_trace_in_the_table_files(
+        pg_target: str, clock: FixedClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    app = open_store(pg_target, create=True, clock=clock)
+    try:
+        app.initialise("Europe/Paris")
+        clinic = Clinic(app)
+        treat_secret_patient(clinic)
+        wrapped = app.keyring.wrapped_key("P-SECRET")
+        assert wrapped is not None
+        before = pg_table_bytes(pg_target)
+        assert wrapped in before
+        assert [s for s in encodings(SECRETS) if s in before] == []
+        clinic.run("erase_patient", at=day(6), actor="dpo", patient_ref="P-SECRET",
+                   reason="GDPR Art. 17 request")
+        assert wrapped not in pg_table_bytes(pg_target)
+        assert clinic.course("C1")["patient"] == ERASED
+        assert clinic.course("K1")["patient"] == KEEP_PATIENT
+        assert verify_store(app)["ok"]
+    finally:
+        app.close()
