@@ -309,18 +309,19 @@ def catch_up(app: Any) -> int:
     return sealed
 
 
-def _subject(app: Any, notification: Any) -> str | None:
+def _subject(app: Any, originator_id: str) -> str | None:
     """A readable name for an aggregate, from its first event (None if unreadable)."""
     try:
-        event = app.mapper.to_domain_event(notification)
-    except Exception:  # a tampered first event may not decode: the id still names it
+        first = app.recorder.select_events(UUID(originator_id), lte=1)
+        event = app.mapper.to_domain_event(first[0])
+    except Exception:  # deleted or tampered beyond decoding: the id still names it
         return None
     for attribute, label in (("course_id", "course"), ("practitioner_id", "practitioner"),
                              ("patient_ref", "patient"), ("command_id", "command")):
         value = getattr(event, attribute, None)
         if isinstance(value, str):
             return f"{label} {value}"
-    return type(event).__qualname__.split(".")[0]
+    return str(type(event).__qualname__.split(".")[0])
 
 
 def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]:
@@ -335,7 +336,6 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
     pending = iter(table.links())
     next_link = next(pending, None)
     problems: list[dict[str, Any]] = []
-    subjects: dict[str, str | None] = {}
     versions: dict[str, int] = {}
     course_prev: dict[str, bytes] = {}
     log_prev = GENESIS
@@ -343,8 +343,8 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
     head_mac = GENESIS
 
     def problem(position: int, oid: str, version: int, text: str) -> None:
-        problems.append({"position": position, "subject": subjects.get(oid) or oid,
-                         "version": version, "problem": text})
+        problems.append({"position": position, "subject": oid, "version": version,
+                         "problem": text})
 
     def resync(link: Link) -> None:
         nonlocal log_prev, head_mac
@@ -355,8 +355,6 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
     for n in _notifications(app, 0):
         events += 1
         oid, version = _hex(n.originator_id), n.originator_version
-        if version == 1:
-            subjects[oid] = _subject(app, n)
         while next_link is not None and next_link.position < n.id:
             problem(next_link.position, next_link.originator_id,
                     next_link.originator_version, "this sealed event was deleted")
@@ -401,5 +399,12 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
                                         "events recorded before that seal were removed or "
                                         "changed"})
     problems.sort(key=lambda p: p["position"])
+    names: dict[str, str | None] = {}
+    for p in problems:
+        if p["subject"] is not None:
+            oid = p["subject"]
+            if oid not in names:
+                names[oid] = _subject(app, oid)
+            p["subject"] = names[oid] or oid
     return {"ok": not problems, "events": events, "problems": problems,
             "head": SealHead(tracked, head_mac.hex(), events)}

@@ -256,3 +256,24 @@ def test_tampering_on_postgresql_is_found(pg_target: str, clock: FixedClock,
 def test_tamper_cases_were_counted() -> None:
     """Runs last in this module: every tampering tried so far was detected."""
     assert TAMPER_CASES["found"] == TAMPER_CASES["tried"]
+
+
+def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Path,
+                                                    clock: FixedClock) -> None:
+    import threading
+
+    other = open_store(str(target), clock=clock)
+    try:
+        counts: list[int] = []
+        threads = [threading.Thread(target=lambda a=a: counts.append(catch_up(a)))
+                   for a in (app, other, app, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        total = len(Clinic(app, staff=False).notifications())
+        assert sum(counts) == total
+        assert sql(target, "SELECT count(*) FROM seal_chain") == [(total,)]
+        assert verify_store(other)["ok"]
+    finally:
+        other.close()
