@@ -76,13 +76,14 @@ def test_an_untouched_store_verifies(app: Coursebook) -> None:
     assert result["events"] == len(Clinic(app, staff=False).notifications())
 
 
-@pytest.mark.parametrize("where", ["payload", "tag"])
+@pytest.mark.parametrize("where", ["first", "payload", "last", "tag"])
 def test_any_changed_byte_of_any_event_is_found_and_named(app: Coursebook, target: Path,
                                                           where: str) -> None:
     catch_up(app)
     for rowid in rowids(target):
         (state,) = sql(target, "SELECT state FROM stored_events WHERE rowid=?", (rowid,))[0]
-        at = len(state) // 3 if where == "payload" else len(state) - TAG_LEN // 2
+        at = {"first": 0, "payload": len(state) // 3, "last": len(state) - TAG_LEN - 1,
+              "tag": len(state) - TAG_LEN // 2}[where]
         sql(target, "UPDATE stored_events SET state=? WHERE rowid=?", (flip(state, at), rowid))
         first = detected(app)
         assert first["position"] == rowid
@@ -253,11 +254,6 @@ def test_tampering_on_postgresql_is_found(pg_target: str, clock: FixedClock,
         app.close()
 
 
-def test_tamper_cases_were_counted() -> None:
-    """Runs last in this module: every tampering tried so far was detected."""
-    assert TAMPER_CASES["found"] == TAMPER_CASES["tried"]
-
-
 def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Path,
                                                     clock: FixedClock) -> None:
     import threading
@@ -277,3 +273,10 @@ def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Pat
         assert verify_store(other)["ok"]
     finally:
         other.close()
+
+
+def test_tamper_cases_were_counted() -> None:
+    """Every tampering tried so far in this module was detected (run with -s to see how
+    many: the figure the project reports)."""
+    print(f"\ntamper cases: {TAMPER_CASES}")
+    assert TAMPER_CASES["found"] == TAMPER_CASES["tried"]
