@@ -75,11 +75,33 @@ def _check_sqlite_file(target: str) -> None:
         raise StoreUnavailable(f"{target} is not a coursebook store (run: coursebook init)")
 
 
+def _check_postgres_database(target: str) -> None:
+    """A clear message for a database that holds no store, before asking for its key."""
+    import psycopg
+
+    try:
+        with psycopg.connect(target, connect_timeout=5) as conn:
+            row = conn.execute("SELECT to_regclass('coursebook_events') IS NOT NULL, "
+                               "to_regclass('coursebook_keys') IS NOT NULL").fetchone()
+    except psycopg.Error as error:
+        raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
+                               f"{type(error).__name__}") from None
+    if row is None or not row[0]:
+        raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
+                               "(run: coursebook init)")
+    if not row[1]:
+        raise StoreUnavailable(f"the store at {_safe(target)} has no key table "
+                               "(run: coursebook init)")
+
+
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
                extra_env: Mapping[str, str] | None = None, **kwargs: Any) -> Coursebook:
     """Opens (or, with `create`, creates) the store at `target`."""
-    if not is_postgres(target) and not create:
-        _check_sqlite_file(target)
+    if not create:
+        if is_postgres(target):
+            _check_postgres_database(target)
+        else:
+            _check_sqlite_file(target)
     env = {**store_env(target, create=create), **(extra_env or {})}
     made: Path | None = None
     if "master_key" not in kwargs:
@@ -90,9 +112,12 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
             app.close()
             raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
                                    "(run: coursebook init)")
-    except StoreUnavailable:
+    except StoreUnavailable as error:
         _forget(made)
-        raise
+        if made is not None:  # the store exists and a new key cannot open it
+            raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} "
+                                   f"or put its key file at {made}") from None
+        raise error from None
     except (PersistenceError, sqlite3.Error, OSError) as error:
         _forget(made)
         raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
