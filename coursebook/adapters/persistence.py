@@ -15,6 +15,13 @@ from urllib.parse import unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
 
+from coursebook.adapters.keys import (
+    MASTER_KEY_ENV,
+    MasterKey,
+    create_key_file,
+    key_file_for,
+    read_key_file,
+)
 from coursebook.application import Coursebook
 from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
@@ -87,25 +94,88 @@ def _check_sqlite_target_for_create(target: str) -> None:
                                "refusing to add tables to it")
 
 
+def _check_postgres_database(target: str) -> None:
+    """A clear message for a database that holds no store, before asking for its key."""
+    import psycopg
+
+    try:
+        with psycopg.connect(target, connect_timeout=5) as conn:
+            row = conn.execute("SELECT to_regclass('coursebook_events') IS NOT NULL, "
+                               "to_regclass('coursebook_keys') IS NOT NULL").fetchone()
+    except psycopg.Error as error:
+        raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
+                               f"{type(error).__name__}") from None
+    if row is None or not row[0]:
+        raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
+                               "(run: coursebook init)")
+    if not row[1]:
+        raise StoreUnavailable(f"the store at {_safe(target)} has no key table "
+                               "(run: coursebook init)")
+
+
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
                extra_env: Mapping[str, str] | None = None, **kwargs: Any) -> Coursebook:
     """Opens (or, with `create`, creates) the store at `target`."""
-    if not is_postgres(target):
-        if create:
-            _check_sqlite_target_for_create(target)
-        else:
-            _check_sqlite_file(target)
+    if is_postgres(target):
+        if not create:
+            _check_postgres_database(target)
+    elif create:
+        _check_sqlite_target_for_create(target)
+    else:
+        _check_sqlite_file(target)
     env = {**store_env(target, create=create), **(extra_env or {})}
+    made: Path | None = None
+    if "master_key" not in kwargs:
+        kwargs["master_key"], made = _master_key(target, env, create=create)
     try:
         app = Coursebook(env, clock=clock, **kwargs)
         if not create and not app.is_initialised():
             app.close()
             raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
                                    "(run: coursebook init)")
+    except StoreUnavailable as error:
+        _forget(made)
+        if made is not None:  # the store exists and a new key cannot open it
+            raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} "
+                                   f"or put its key file at {made}") from None
+        raise error from None
     except (PersistenceError, sqlite3.Error, OSError) as error:
+        _forget(made)
         raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
                                f"{type(error).__name__}") from None
     return app
+
+
+def _master_key(target: str, env: Mapping[str, str], *,
+                create: bool) -> tuple[MasterKey, Path | None]:
+    """The store's master key: `COURSEBOOK_MASTER_KEY`, else its key file, which only
+    `init` (create) makes, with owner-only permissions. Returns the file it made, if any."""
+    text = env.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_ENV)
+    if text:
+        return MasterKey.from_text(text, MASTER_KEY_ENV), None
+    path = key_file_for(target)
+    found = read_key_file(path)
+    if found is not None:
+        return found, None
+    if not create:
+        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
+                               f"put its key file at {path}")
+    try:
+        return create_key_file(path), path
+    except FileExistsError:  # another init made it meanwhile
+        found = read_key_file(path)
+        if found is None:
+            raise StoreUnavailable(f"cannot read the key file {path}") from None
+        return found, None
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create the key file {path}: "
+                               f"{error.strerror or type(error).__name__}") from None
+
+
+def _forget(made: Path | None) -> None:
+    """A key file made for a store that could not be created is of no use to anyone."""
+    if made is not None:
+        made.unlink(missing_ok=True)
 
 
 def _safe(target: str) -> str:

@@ -20,6 +20,7 @@ from coursebook.adapters.cli import (
     importing,
     projections,
     store,
+    verify,
 )
 from coursebook.adapters.cli.common import Context, run
 
@@ -42,7 +43,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, calendar, compliance, audit, projections, demo):
+for module in (store, importing, course, calendar, compliance, audit, projections, demo,
+               verify):
     module.register(cli)
 
 
