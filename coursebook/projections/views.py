@@ -361,6 +361,8 @@ class ViewRunner:
                 progress(end, max(head, end))
             if len(notifications) < self.page_size:
                 break
+        if progress is not None and head:
+            progress(head, head)  # the log's tail may hold no event of the view's topics
         return processed
 
     def _select(self, start: int, until: int | None) -> list[Row]:
