@@ -114,3 +114,17 @@ def test_without_its_key_the_store_exits_4_with_a_clear_message(store: Path) -> 
     shown = coursebook(store, "course", "show", "C1", env={MASTER_KEY_ENV: text})
     assert shown.returncode == 0
     assert doc(shown)["patient"]["name"] == "Odile Verifiable"
+
+
+def test_a_record_changed_beyond_decoding_is_named_by_verify_and_exits_4_elsewhere(
+        store: Path) -> None:
+    with sqlite3.connect(store) as conn:  # the store's settings, read by every command
+        (state,) = conn.execute("SELECT state FROM stored_events WHERE rowid=1").fetchone()
+        conn.execute("UPDATE stored_events SET state=? WHERE rowid=1", (b"}" + state[1:],))
+    conn.close()
+    checked = coursebook(store, "verify")
+    assert checked.returncode == 3
+    assert doc(checked)["problems"][0]["position"] == 1
+    shown = coursebook(store, "course", "show", "C1")
+    assert shown.returncode == 4
+    assert b"run: coursebook verify" in shown.stderr
