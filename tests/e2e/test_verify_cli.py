@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -42,12 +43,20 @@ def lines(*commands: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(c).encode() + b"\n" for c in commands)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    target = tmp_path / "store.db"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("built") / "store.db"
     assert coursebook(target, "init").returncode == 0
     assert coursebook(target, "import", "-", stdin=lines(REG, OPEN)).returncode == 0
     return target
+
+
+@pytest.fixture
+def store(built: Path, tmp_path: Path) -> Path:
+    """A copy of the built store (its database files and key file) for one test."""
+    for path in built.parent.glob("store.db*"):
+        shutil.copy2(path, tmp_path / path.name)
+    return tmp_path / "store.db"
 
 
 def test_verify_seals_and_then_catches_removed_newest_events(store: Path) -> None:
