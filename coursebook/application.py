@@ -19,7 +19,13 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 
-from coursebook.adapters.keys import MASTER_KEY_ENV, Keyring, MasterKey
+from coursebook.adapters.keys import (
+    MASTER_KEY_ENV,
+    Keyring,
+    MasterKey,
+    key_file_for,
+    read_key_file,
+)
 from coursebook.adapters.keys import table_for as key_table_for
 from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
@@ -487,14 +493,29 @@ _HANDLERS.update({name: Coursebook._course_command for name in COMMANDS
 
 
 def _master_key(env: Mapping[str, str] | None) -> MasterKey:
-    text = (env or {}).get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_ENV)
+    """The master key for an application built from an environment alone (as the
+    library's runners do): `COURSEBOOK_MASTER_KEY`, else the target's key file."""
+    settings = {**os.environ, **(env or {})}
+    text = settings.get(MASTER_KEY_ENV)
     if text:
         return MasterKey.from_text(text, MASTER_KEY_ENV)
-    module = (env or {}).get("PERSISTENCE_MODULE") or os.environ.get("PERSISTENCE_MODULE")
-    if module in (None, "", "eventsourcing.popo"):
+    module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    target = None
+    if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
+        target = settings["SQLITE_DBNAME"]
+    elif module == "eventsourcing.postgres":
+        target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
+                  f"{settings.get('POSTGRES_PORT') or 5432}/"
+                  f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")
+    if target is not None:
+        found = read_key_file(key_file_for(target))
+        if found is not None:
+            return found
+        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
+                               f"put its key file at {key_file_for(target)}")
+    if module == "eventsourcing.popo":
         return MasterKey.ephemeral()
-    raise StoreUnavailable(f"no master key: set {MASTER_KEY_ENV} (or open the store "
-                           "with its key file)")
+    raise StoreUnavailable(f"no master key: set {MASTER_KEY_ENV}")
 
 
 def select_events(events: Iterable[Any], *, version: int | None = None,

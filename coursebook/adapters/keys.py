@@ -234,8 +234,10 @@ class Keyring:
         """Binds the keyring to its table and proves the master key is the store's own."""
         self._table = table
         self._cache.clear()
-        probe = self._seal(_CHECK_ID, secrets.token_bytes(32) + _CHECK_TEXT)
-        stored = table.put_if_absent(_CHECK_ID, probe)
+        stored = table.get(_CHECK_ID)
+        if stored is None:  # a new store: remember which master key it belongs to
+            probe = self._seal(_CHECK_ID, secrets.token_bytes(32) + _CHECK_TEXT)
+            stored = table.put_if_absent(_CHECK_ID, probe)
         try:
             plain = self._open(_CHECK_ID, stored)
         except InvalidTag:

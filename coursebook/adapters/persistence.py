@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
@@ -26,9 +26,12 @@ from coursebook.application import Coursebook
 from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target", "store_env"]
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
+           "store_env"]
 
 DEFAULT_TARGET = "coursebook.db"
+DAMAGED = ("a stored record cannot be read: the store was changed outside the engine "
+           "(run: coursebook verify)")
 
 
 def resolve_target(target: str | None) -> str:
@@ -114,8 +117,10 @@ def _check_postgres_database(target: str) -> None:
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
-               extra_env: Mapping[str, str] | None = None, **kwargs: Any) -> Coursebook:
-    """Opens (or, with `create`, creates) the store at `target`."""
+               extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
+               **kwargs: Any) -> Coursebook:
+    """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
+    store whose settings record cannot be read (for `verify`, which names the damage)."""
     if is_postgres(target):
         if not create:
             _check_postgres_database(target)
@@ -129,7 +134,14 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
         kwargs["master_key"], made = _master_key(target, env, create=create)
     try:
         app = Coursebook(env, clock=clock, **kwargs)
-        if not create and not app.is_initialised():
+        try:
+            initialised = app.is_initialised()
+        except MapperDeserialisationError:
+            if not damaged_ok:
+                app.close()
+                raise StoreUnavailable(DAMAGED) from None
+            initialised = True
+        if not create and not initialised:
             app.close()
             raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
                                    "(run: coursebook init)")

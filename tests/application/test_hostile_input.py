@@ -77,6 +77,7 @@ def test_hostile_open_course_fields_are_refused_invalid(app: Coursebook, field: 
     ("name", "n" * 201),
     ("name", "nul\x00byte"),
     ("notes", "x" * 2001),
+    ("notes", "\U0001f642" * 1_000_000),     # a megabyte-scale string
     ("notes", "nul\x00byte"),
 ])
 def test_hostile_personal_text_is_refused_invalid(clinic: Clinic, app: Coursebook,

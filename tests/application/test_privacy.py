@@ -293,3 +293,19 @@ def test_erasure_on_postgresql_leaves_no_trace_in_the_table_files(
         assert verify_store(app)["ok"]
     finally:
         app.close()
+
+
+def test_an_application_built_from_its_environment_finds_the_key_file(
+        sqlite_app: Coursebook, target: Path, clock: FixedClock) -> None:
+    """As the library's runners build it: from the environment, without open_store."""
+    from coursebook.adapters.persistence import store_env
+
+    Clinic(sqlite_app).open(patient=SECRET_PATIENT)
+    again = Coursebook(store_env(str(target), create=False), clock=clock)
+    try:
+        assert again.get_course("C1")["patient"] == SECRET_PATIENT
+    finally:
+        again.close()
+    Path(f"{target}.key").unlink()
+    with pytest.raises(StoreUnavailable, match="key"):
+        Coursebook(store_env(str(target), create=False), clock=clock)

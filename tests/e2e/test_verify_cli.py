@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -42,12 +43,20 @@ def lines(*commands: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(c).encode() + b"\n" for c in commands)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    target = tmp_path / "store.db"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("built") / "store.db"
     assert coursebook(target, "init").returncode == 0
     assert coursebook(target, "import", "-", stdin=lines(REG, OPEN)).returncode == 0
     return target
+
+
+@pytest.fixture
+def store(built: Path, tmp_path: Path) -> Path:
+    """A copy of the built store (its database files and key file) for one test."""
+    for path in built.parent.glob("store.db*"):
+        shutil.copy2(path, tmp_path / path.name)
+    return tmp_path / "store.db"
 
 
 def test_verify_seals_and_then_catches_removed_newest_events(store: Path) -> None:
@@ -114,3 +123,17 @@ def test_without_its_key_the_store_exits_4_with_a_clear_message(store: Path) -> 
     shown = coursebook(store, "course", "show", "C1", env={MASTER_KEY_ENV: text})
     assert shown.returncode == 0
     assert doc(shown)["patient"]["name"] == "Odile Verifiable"
+
+
+def test_a_record_changed_beyond_decoding_is_named_by_verify_and_exits_4_elsewhere(
+        store: Path) -> None:
+    with sqlite3.connect(store) as conn:  # the store's settings, read by every command
+        (state,) = conn.execute("SELECT state FROM stored_events WHERE rowid=1").fetchone()
+        conn.execute("UPDATE stored_events SET state=? WHERE rowid=1", (b"}" + state[1:],))
+    conn.close()
+    checked = coursebook(store, "verify")
+    assert checked.returncode == 3
+    assert doc(checked)["problems"][0]["position"] == 1
+    shown = coursebook(store, "course", "show", "C1")
+    assert shown.returncode == 4
+    assert b"run: coursebook verify" in shown.stderr

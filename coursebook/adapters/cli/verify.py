@@ -34,7 +34,7 @@ def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> Non
         except (OSError, ValueError) as error:
             raise user_error(f"cannot use the seal file {against_file}: "
                              f"{type(error).__name__}") from None
-    with ctx.store() as app:
+    with ctx.store(damaged_ok=True) as app:
         result = verify_store(app, against=against)
         now = app.clock.now()
     head: SealHead = result.pop("head")
