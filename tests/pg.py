@@ -1,0 +1,99 @@
+"""The PostgreSQL server under test: one database per test session, one schema per store.
+
+The server is `$COURSEBOOK_TEST_POSTGRES` (default: the local one, trust auth). The first
+test that needs it creates a database `cb_test_<pid>_<random>`; every store a test makes
+is a schema of its own in it (`?schema=` in the target), dropped when the test is done;
+the database is dropped when the session ends. When the server cannot be reached, the
+tests marked `postgres` skip with the reason, except under `CI=true`, where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+__all__ = ["SERVER", "drop_schema", "finish", "new_target", "require", "schema_of"]
+
+SERVER = os.environ.get("COURSEBOOK_TEST_POSTGRES",
+                        "postgresql://postgres@127.0.0.1:5432/postgres")
+START_HINT = ("start it with: pg_ctlcluster --skip-systemctl-redirect "
+              "$(ls /etc/postgresql) main start")
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.database: str | None = None
+        self.unavailable: str | None = None
+        self.admin: Any = None  # a connection to the session's database
+        self.counter = itertools.count(1)
+
+    def open(self) -> None:
+        if self.database is not None or self.unavailable is not None:
+            return
+        name = f"cb_test_{os.getpid()}_{secrets.token_hex(3)}"
+        try:
+            with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as server:
+                server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            self.database = name
+            self.admin = psycopg.connect(self.url(), autocommit=True, connect_timeout=3)
+        except psycopg.Error as error:
+            self.unavailable = " ".join(str(error).split()) or type(error).__name__
+
+    def url(self, schema: str | None = None) -> str:
+        assert self.database is not None
+        parts = urlsplit(SERVER)
+        query = f"schema={schema}" if schema else ""
+        return urlunsplit((parts.scheme, parts.netloc, f"/{self.database}", query, ""))
+
+    def close(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
+        if self.database is not None:
+            with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as server:
+                server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.database)))
+            self.database = None
+
+
+_session = _Session()
+
+
+def require() -> None:
+    """Skips the calling test (fails it under CI=true) when the server is unreachable."""
+    _session.open()
+    if _session.unavailable is None:
+        return
+    message = f"PostgreSQL unreachable at {SERVER}: {_session.unavailable}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI needs it; {START_HINT})", pytrace=False)
+    pytest.skip(f"{message} ({START_HINT})")
+
+
+def new_target() -> str:
+    """A `postgresql://` target naming a new, empty schema of the session database (the
+    schema itself is made by `coursebook init` / `open_store(create=True)`)."""
+    require()
+    return _session.url(f"t{next(_session.counter)}")
+
+
+def schema_of(target: str) -> str:
+    return urlsplit(target).query.removeprefix("schema=")
+
+
+def drop_schema(target: str) -> None:
+    if _session.admin is not None:
+        _session.admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+            sql.Identifier(schema_of(target))))
+
+
+def finish() -> None:
+    """Drops the session database (at the end of the test session)."""
+    _session.close()
