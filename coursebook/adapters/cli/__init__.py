@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from coursebook.adapters.cli import compliance, course, demo, importing, store
+from coursebook.adapters.cli import backup, compliance, course, demo, importing, store
 from coursebook.adapters.cli.common import Context, run
 
 __all__ = ["cli", "main"]
@@ -33,7 +33,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, compliance, demo):
+for module in (store, importing, course, compliance, demo, backup):
     module.register(cli)
 
 
