@@ -19,7 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["SERVER", "drop_schema", "finish", "new_target", "require", "schema_of"]
+__all__ = ["SERVER", "drop_schema", "finish", "new_target", "require", "schema_of",
+           "terminate_connections"]
 
 SERVER = os.environ.get("COURSEBOOK_TEST_POSTGRES",
                         "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -92,6 +93,14 @@ def drop_schema(target: str) -> None:
     if _session.admin is not None:
         _session.admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
             sql.Identifier(schema_of(target))))
+
+
+def terminate_connections() -> int:
+    """Ends every other connection to the session database, as a server restart would."""
+    rows = _session.admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+    return len(rows)
 
 
 def finish() -> None:
