@@ -312,16 +312,20 @@ def test_the_live_report_at_any_moment_equals_the_replay_as_of_and_known_at_that
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", params(PERSISTENT_KINDS))
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(history=steps, timezone=ZONES)
 def test_the_command_line_replay_from_a_stored_history_equals_the_live_report_of_each_moment(
-        kind: str, history: list[tuple[int, tuple[Any, ...]]], timezone: str):
-    with tempfile.TemporaryDirectory(prefix="compliance-") as directory:
-        store = target(kind, Path(directory))
-        try:
-            check_command_line_replay(store, history, timezone)
-        finally:
-            release(kind, Path(directory))
+        kind: str):
+    @settings(max_examples={"sqlite": 8, "postgres": 3}[kind], deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(history=steps, timezone=ZONES)
+    def replay(history: list[tuple[int, tuple[Any, ...]]], timezone: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="compliance-") as directory:
+            store = target(kind, Path(directory))
+            try:
+                check_command_line_replay(store, history, timezone)
+            finally:
+                release(kind, Path(directory))
+
+    replay()
 
 
 def check_command_line_replay(store: str, history: list[tuple[int, tuple[Any, ...]]],
