@@ -80,7 +80,17 @@ class Coursebook(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.catalogue = catalogue or default_catalogue()
         self._zone: ZoneInfo | None = None
+        self._closing: list[Callable[[], None]] = []
         super().__init__(env)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` when the application closes (the read models' connections)."""
+        self._closing.append(callback)
+
+    def close(self) -> None:
+        while self._closing:
+            self._closing.pop()()
+        super().close()
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()

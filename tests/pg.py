@@ -1,6 +1,7 @@
 """The PostgreSQL server under test: one database per test session, one schema per store.
 
-The server is `$COURSEBOOK_TEST_POSTGRES` (default: the local one, trust auth). The first
+The server is `$COURSEBOOK_TEST_PG` (`postgresql://user@host:port`; default: the local
+one, user `postgres`, trust auth). The first
 test that needs it creates a database `cb_test_<pid>_<random>`; every store a test makes
 is a schema of its own in it (`?schema=` in the target), dropped when the test is done;
 the database is dropped when the session ends. When the server cannot be reached, the
@@ -12,6 +13,8 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,11 +22,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["SERVER", "drop_schema", "finish", "new_target", "require", "schema_of",
-           "terminate_connections"]
+__all__ = ["SERVER", "drop_schema", "finish", "new_target", "postgres_database", "require",
+           "schema_of", "terminate_connections"]
 
-SERVER = os.environ.get("COURSEBOOK_TEST_POSTGRES",
-                        "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVER = os.environ.get("COURSEBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432") \
+    .rstrip("/") + "/postgres"
+"""The server's maintenance database, where the session's database is created."""
 START_HINT = ("start it with: pg_ctlcluster --skip-systemctl-redirect "
               "$(ls /etc/postgresql) main start")
 
@@ -87,6 +91,16 @@ def new_target() -> str:
     schema itself is made by `coursebook init` / `open_store(create=True)`)."""
     require()
     return _session.url(f"t{next(_session.counter)}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A target for a fresh, empty store (a schema of its own), dropped afterwards."""
+    target = new_target()
+    try:
+        yield target
+    finally:
+        drop_schema(target)
 
 
 def schema_of(target: str) -> str:

@@ -52,6 +52,7 @@ from coursebook.adapters.persistence import _safe, is_postgres, open_store
 from coursebook.application import Coursebook
 from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Rejected, StoreUnavailable
+from coursebook.projections import read_models
 from coursebook.projections.course_view import iso
 
 __all__ = ["DEMO_TARGET", "SECTIONS", "DemoRun", "Section", "build_demo", "run_demo"]
@@ -370,10 +371,53 @@ def _featured_hints(run: DemoRun) -> list[str]:
             _cli(run, "--format", "json", "course", "show", "demo-hair-02")]
 
 
+CALENDAR_WEEKS = 4
+"""How far ahead the demo's calendar looks."""
+
+
+def _calendar_section(run: DemoRun) -> dict[str, Any]:
+    """The calendar of the coming weeks, from the calendar view (caught up first)."""
+    start = run.script.today
+    end = start + dt.timedelta(weeks=CALENDAR_WEEKS)
+    entries = read_models.calendar(run.app, start, end)
+    return {"from": start.isoformat(), "to": end.isoformat(), "sessions": len(entries),
+            "planned": sum(e["planned_at"] is not None for e in entries),
+            "blocked": sum(bool(e["blocked_by"]) for e in entries), "entries": entries}
+
+
+def _render_calendar(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"[bold]Calendar {data['from']} .. {data['to']}[/bold]: "
+                  f"{data['sessions']} sessions to book ({data['planned']} planned, "
+                  f"{data['blocked']} blocked). When (UTC, or the target day while "
+                  "unplanned), course, session, window, practitioner, cautions, blocks:")
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        grid.add_column(no_wrap=True)
+    grid.add_column()
+    for e in data["entries"]:
+        when = _minute(e["planned_at"]) if e["planned_at"] else f"{e['target']} (target)"
+        window = f"{e['earliest'][5:]}..{(e['latest'] or 'open')[5:] or 'open'}"
+        notes = [e["practitioner_id"] or "unassigned", *e["cautions"],
+                 *(f"BLOCKED {code}" for code in e["blocked_by"])]
+        grid.add_row(when, e["course_id"], f"#{e['session_no']}", window,
+                     Text(", ".join(notes)))
+    console.print(grid)
+
+
+def _calendar_hints(run: DemoRun) -> list[str]:
+    start = run.script.today
+    end = start + dt.timedelta(weeks=CALENDAR_WEEKS)
+    return [_cli(run, "calendar", "--from", start.isoformat(), "--to", end.isoformat(),
+                 "--ics", "coursebook-demo.ics"),
+            _cli(run, "audit", "--course", FEATURED_COURSE),
+            _cli(run, "projections", "status")]
+
+
 SECTIONS: list[Section] = [
     Section("store", _store_section, _render_store),
     Section("commands", _commands_section, _render_commands),
     Section("courses", _courses_section, _render_courses),
     Section("featured", _featured_section, _render_featured, _featured_hints),
+    Section("calendar", _calendar_section, _render_calendar, _calendar_hints),
 ]
 """The demo's output, in order. Append a `Section` to show more (calendar, compliance)."""

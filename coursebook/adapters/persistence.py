@@ -45,7 +45,7 @@ def store_env(target: str, *, create: bool) -> dict[str, str]:
     if is_postgres(target):
         url = _parse_url(target)
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "coursebook.adapters.pg_schema:PostgresFactory",
             "POSTGRES_DBNAME": url["dbname"],
             "POSTGRES_HOST": url["host"],
             "POSTGRES_PORT": url["port"],
@@ -120,18 +120,37 @@ def _check_postgres(target: str, *, create: bool) -> None:
                                "(run: coursebook init)")
 
 
+def _table_names(path: Path, target: str) -> set[str]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        raise StoreUnavailable(f"{target} is not a coursebook store") from None
+
+
 def _check_sqlite_file(target: str) -> None:
     path = Path(target)
     if not path.is_file():
         raise StoreUnavailable(f"no store at {target} (run: coursebook init)")
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            names = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError:
-        raise StoreUnavailable(f"{target} is not a coursebook store") from None
-    if "stored_events" not in names:
+    if "stored_events" not in _table_names(path, target):
         raise StoreUnavailable(f"{target} is not a coursebook store (run: coursebook init)")
+
+
+def _check_sqlite_target_for_create(target: str) -> None:
+    """Creating may start from nothing or an empty file, never inside another database."""
+    path = Path(target)
+    if path.is_dir():
+        raise StoreUnavailable(f"{target} is a directory, not a store file")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    names = _table_names(path, target)
+    if names and "stored_events" not in names:
+        raise StoreUnavailable(f"{target} holds another database, not a coursebook store; "
+                               "refusing to add tables to it")
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
@@ -139,7 +158,9 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
     """Opens (or, with `create`, creates) the store at `target`."""
     if is_postgres(target):
         _check_postgres(target, create=create)
-    elif not create:
+    elif create:
+        _check_sqlite_target_for_create(target)
+    else:
         _check_sqlite_file(target)
     env = {**store_env(target, create=create), **(extra_env or {})}
     try:

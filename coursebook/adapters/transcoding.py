@@ -54,6 +54,11 @@ class OrjsonTranscoder(Transcoder):
     def decode(self, data: bytes) -> Any:
         return self._revive(orjson.loads(data))
 
+    def revive(self, value: Any) -> Any:
+        """A value decoded by orjson, with registered types rebuilt (used by the views,
+        which decode event bodies lazily, one field at a time)."""
+        return self._revive(value)
+
     def _revive(self, value: Any) -> Any:
         if isinstance(value, dict):
             if len(value) == 2 and _TYPE in value and _DATA in value:

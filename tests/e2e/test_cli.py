@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,23 @@ class TestCourseShow:
         result = coursebook("course", "show", "C1", db=notes)
         assert result.returncode == 4
         assert notes.read_bytes() == b"not a database\n"
+
+    def test_init_refuses_another_sqlite_database_and_leaves_it_alone(
+            self, tmp_path: Path) -> None:
+        other = tmp_path / "crm.db"
+        with sqlite3.connect(other) as conn:
+            conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        before = other.read_bytes()
+        result = coursebook("init", "--timezone", "Europe/Paris", db=other)
+        assert result.returncode == 4
+        assert b"not a coursebook store" in result.stderr
+        assert other.read_bytes() == before
+
+    def test_init_accepts_an_empty_file(self, tmp_path: Path) -> None:
+        empty = tmp_path / "empty.db"
+        empty.touch()
+        assert coursebook("init", db=empty).returncode == 0
+        assert coursebook("course", "show", "C1", db=empty).returncode == 1
 
     def test_the_version_and_as_of_combine(self, store: str) -> None:
         # The first 3 events, of those the ones valid by 10:30 on 03-04: open and consult.

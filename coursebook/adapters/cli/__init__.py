@@ -11,7 +11,17 @@ import sys
 
 import click
 
-from coursebook.adapters.cli import backup, compliance, course, demo, importing, store
+from coursebook.adapters.cli import (
+    audit,
+    backup,
+    calendar,
+    compliance,
+    course,
+    demo,
+    importing,
+    projections,
+    store,
+)
 from coursebook.adapters.cli.common import Context, run
 
 __all__ = ["cli", "main"]
@@ -33,7 +43,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, compliance, demo, backup):
+for module in (store, importing, course, calendar, compliance, audit, projections, demo,
+               backup):
     module.register(cli)
 
 

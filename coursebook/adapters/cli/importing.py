@@ -24,6 +24,7 @@ from coursebook.adapters.cli.common import (
 )
 from coursebook.application import Coursebook
 from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.projections import read_models
 
 BOM = b"\xef\xbb\xbf"
 
@@ -90,6 +91,9 @@ def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
             from None
     with ctx.store() as app:
         report = apply_lines(app, data, stop_on_error=stop_on_error)
+        # The embedded default keeps its views current without a worker (and a worker,
+        # if one runs, never applies a page twice: docs/projections.md).
+        read_models.catch_up(app)
 
     def render(console: Any) -> None:
         console.print(f"applied {report['applied']}, duplicates {report['duplicates']}, "

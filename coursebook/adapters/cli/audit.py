@@ -1,0 +1,44 @@
+"""`coursebook audit`: every recorded fact in recording order (CONTRACT section 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from coursebook.adapters.cli.common import Context, emit, table, user_error
+from coursebook.adapters.exports import audit_csv
+from coursebook.projections import read_models
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(audit)
+
+
+@click.command()
+@click.option("--course", "course_id", metavar="ID", default=None,
+              help="Only the events of this course.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the trail as CSV to FILE.")
+@click.pass_obj
+def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
+    """Who did what, when (valid and recorded time) and why, for every recorded event."""
+    with ctx.store() as app:
+        entries = read_models.audit(app, course_id)
+    if csv_file is not None:
+        try:
+            Path(csv_file).write_text(audit_csv(entries), encoding="utf-8")
+        except OSError as error:
+            raise user_error(f"--csv: cannot write {csv_file}: {error.strerror}") from None
+        click.echo(f"coursebook: wrote {len(entries)} audit rows to {csv_file}", err=True)
+
+    def render(console: Any) -> None:
+        rows = [[e["position"], e["at"], e["recorded_at"], e["subject"], e["event"],
+                 e["actor"] or "-", escape(e["reason"] or "")] for e in entries]
+        title = "Audit trail" + (f" of {course_id}" if course_id else "")
+        console.print(table(title, ["#", "at", "recorded", "subject", "event", "actor",
+                                    "reason"], rows))
+
+    emit(ctx, entries, render)

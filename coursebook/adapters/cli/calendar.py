@@ -1,0 +1,67 @@
+"""`coursebook calendar`: the next session of every course to book (CONTRACT section 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coursebook.adapters.cli.common import Context, emit, table, user_error
+from coursebook.adapters.exports import calendar_ics
+from coursebook.projections import read_models
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(calendar)
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise user_error(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+@click.command()
+@click.option("--from", "start", metavar="DATE", default=None,
+              help="First local date (inclusive; open when omitted).")
+@click.option("--to", "end", metavar="DATE", default=None,
+              help="Last local date (inclusive; open when omitted).")
+@click.option("--ics", "ics", type=click.Path(dir_okay=False), default=None,
+              help="Also write the entries as an iCalendar file (RFC 5545).")
+@click.pass_obj
+def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) -> None:
+    """The next session of every active or maintenance course, by local date.
+
+    Planned sessions count on their planned local date, unplanned ones on their target
+    date; courses whose patient was erased are left out.
+    """
+    first, last = _date(start, "--from"), _date(end, "--to")
+    with ctx.store() as app:
+        entries = read_models.calendar(app, first, last)
+        zone = app.zone
+        now = app.clock.now()
+    if ics is not None:
+        try:
+            Path(ics).write_bytes(calendar_ics(entries, zone, stamp=now))
+        except OSError as error:
+            raise user_error(f"--ics: cannot write {ics}: {error.strerror}") from None
+        click.echo(f"coursebook: wrote {len(entries)} calendar entries to {ics}", err=True)
+
+    def render(console: Any) -> None:
+        rows = []
+        for e in entries:
+            when = e["planned_at"] or f"(unplanned; target {e['target']})"
+            rows.append([when, e["course_id"], e["patient_ref"], e["session_no"],
+                         f"{e['earliest']} .. {e['latest'] or 'open'}",
+                         e["practitioner_id"] or "-", ", ".join(e["cautions"]) or "-",
+                         ", ".join(e["blocked_by"]) or "-"])
+        console.print(table(f"Calendar ({len(entries)} sessions to book)",
+                            ["when", "course", "patient", "session", "window",
+                             "practitioner", "cautions", "blocked by"], rows))
+
+    emit(ctx, entries, render)

@@ -1,0 +1,94 @@
+"""Files for other tools: the calendar as iCalendar (RFC 5545), the audit trail as CSV.
+
+iCalendar: one VEVENT per calendar entry, in the clinic's zone. A planned session is a
+30-minute event at its planned time; an unplanned one is an all-day event on its target
+date, spanning nothing else (the window is in the description). The UID is derived from
+the course and session number only (`<course_id>.session-<n>@coursebook`), so exporting
+again after a reschedule updates the entry in a calendar application instead of
+duplicating it; SEQUENCE grows with the course's version for the same reason. Blocked
+entries say so in their summary (`BLOCKED: CODES`), carry STATUS:TENTATIVE and the
+category `blocked`. Nothing personal is written: the patient appears by `patient_ref`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from icalendar import Calendar, Event, Timezone
+
+__all__ = ["AUDIT_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid"]
+
+SESSION_LENGTH = dt.timedelta(minutes=30)
+AUDIT_CSV_COLUMNS = ("position", "recorded_at", "at", "subject", "event", "actor", "reason",
+                     "detail")
+
+
+def entry_uid(entry: Mapping[str, Any]) -> str:
+    return f"{entry['course_id']}.session-{entry['session_no']}@coursebook"
+
+
+def calendar_ics(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo, *,
+                 stamp: dt.datetime) -> bytes:
+    """The calendar as an RFC 5545 document, times in `zone`."""
+    cal = Calendar()
+    cal.add("prodid", "-//coursebook//calendar//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", "coursebook: next sessions")
+    cal.add("x-wr-timezone", zone.key)
+    cal.add_component(Timezone.from_tzinfo(zone))
+    for entry in entries:
+        event = Event()
+        event.add("uid", entry_uid(entry))
+        event.add("dtstamp", stamp.astimezone(dt.UTC))
+        blocked = list(entry["blocked_by"])
+        title = f"{entry['course_id']}: session {entry['session_no']}"
+        if blocked:
+            title = f"BLOCKED: {', '.join(blocked)} - {title}"
+        event.add("summary", title)
+        if entry["planned_at"] is not None:
+            start = dt.datetime.fromisoformat(entry["planned_at"]).astimezone(zone)
+            event.add("dtstart", start)
+            event.add("dtend", start + SESSION_LENGTH)
+        else:
+            day = dt.date.fromisoformat(entry["target"])
+            event.add("dtstart", day)
+            event.add("dtend", day + dt.timedelta(days=1))
+            event.add("transp", "TRANSPARENT")
+        lines = [f"Course {entry['course_id']}, patient {entry['patient_ref']}, "
+                 f"session {entry['session_no']}",
+                 f"Window: earliest {entry['earliest']}, target {entry['target']}, "
+                 f"latest {entry['latest'] or 'open'}"]
+        if entry.get("practitioner_id"):
+            lines.append(f"Practitioner: {entry['practitioner_id']}")
+        if entry["cautions"]:
+            lines.append(f"Cautions: {', '.join(entry['cautions'])}")
+        if blocked:
+            lines.append(f"Blocked by: {', '.join(blocked)}")
+        event.add("description", "\n".join(lines))
+        event.add("status", "TENTATIVE" if blocked or entry["planned_at"] is None
+                  else "CONFIRMED")
+        categories = ["coursebook", *(["blocked"] if blocked else []),
+                      *(c.lower() for c in entry["cautions"])]
+        event.add("categories", categories)
+        cal.add_component(event)
+    data: bytes = cal.to_ical()
+    return data
+
+
+def audit_csv(entries: Iterable[Mapping[str, Any]]) -> str:
+    """The audit trail as CSV (`detail` as compact JSON in its own column)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow(["" if entry[c] is None else
+                         orjson.dumps(entry[c]).decode() if c == "detail" else entry[c]
+                         for c in AUDIT_CSV_COLUMNS])
+    return out.getvalue()

@@ -1,0 +1,120 @@
+"""The read models of an application: which views exist, and how to keep them current.
+
+- `runners(app)`: a `ViewRunner` per view (calendar, audit), on the same store kind as
+  the events (SQLite file, PostgreSQL database; a private in-memory SQLite database for
+  an in-memory application). Made once per application and closed with it.
+- `catch_up(app)`: applies what the views have not seen yet (exactly once, in pages).
+  In the embedded default the command line calls it after every `import` and before
+  every query, so no worker is needed (docs/projections.md says why both).
+- `rebuild(app, name=None, progress=None) -> int`: empties the views (or one) and applies
+  the whole log again; returns how many events were processed.
+- `calendar(app, start, end)` and `audit(app, course_id)`: the contract's documents,
+  read from the views after a catch-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any, cast
+
+from eventsourcing.popo import POPOApplicationRecorder
+
+from coursebook.application import Coursebook
+from coursebook.errors import Code, Rejected
+from coursebook.projections.audit import AuditProjection
+from coursebook.projections.calendar import CalendarProjection
+from coursebook.projections.views import (
+    PAGE_SIZE,
+    Progress,
+    SQLiteViewRecorder,
+    ViewProjection,
+    ViewRecorder,
+    ViewRunner,
+    ViewStatus,
+)
+
+__all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "rebuild", "runners", "status"]
+
+PROJECTIONS: dict[str, type[ViewProjection]] = {
+    "calendar": CalendarProjection,
+    "audit": AuditProjection,
+}
+"""Every view, by the name `coursebook projections rebuild NAME` takes."""
+
+_ATTRIBUTE = "_coursebook_views"
+
+
+def _recorder(app: Coursebook, cls: type[ViewProjection]) -> ViewRecorder:
+    datastore: Any = getattr(app.recorder, "datastore", None)
+    if datastore is not None and type(datastore).__name__ == "PostgresDatastore":
+        from coursebook.projections.postgres_views import PostgresViewRecorder
+
+        return PostgresViewRecorder(datastore, cls.name, app.name, cls.tables, cls.ddl,
+                                    events_table=cast(Any, app.recorder).events_table_name)
+    if isinstance(app.recorder, POPOApplicationRecorder) or datastore is None:
+        return SQLiteViewRecorder(":memory:", cls.name, app.name, cls.tables, cls.ddl)
+    events_table = getattr(app.recorder, "events_table_name", None)
+    return SQLiteViewRecorder(datastore.pool.db_name, cls.name, app.name, cls.tables,
+                              cls.ddl, events_table=events_table)
+
+
+def _page_size() -> int:
+    """Notifications per page: `COURSEBOOK_VIEW_PAGE_SIZE`, else `views.PAGE_SIZE`."""
+    value = os.environ.get("COURSEBOOK_VIEW_PAGE_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else PAGE_SIZE
+
+
+def runners(app: Coursebook) -> dict[str, ViewRunner]:
+    """The application's views, created (tables included) on first use."""
+    made: dict[str, ViewRunner] | None = getattr(app, _ATTRIBUTE, None)
+    if made is None:
+        made = {}
+        for name, cls in PROJECTIONS.items():
+            view = _recorder(app, cls)
+            view.create_table()
+            made[name] = ViewRunner(app, cls(view, app), page_size=_page_size())
+            app.on_close(view.close)
+        setattr(app, _ATTRIBUTE, made)
+    return made
+
+
+def _selected(app: Coursebook, name: str | None) -> list[ViewRunner]:
+    every = runners(app)
+    if name is None:
+        return list(every.values())
+    if name not in every:
+        raise Rejected(Code.NOT_FOUND, f"no view named {name!r} (views: "
+                       f"{', '.join(every)})", "name")
+    return [every[name]]
+
+
+def catch_up(app: Coursebook, name: str | None = None) -> int:
+    """Applies to the views (or one) every event they have not seen; returns how many."""
+    return sum(runner.catch_up() for runner in _selected(app, name))
+
+
+def rebuild(app: Coursebook, name: str | None = None, progress: Progress | None = None) -> int:
+    """Rebuilds the views (or the one named) from zero; returns the number of events
+    processed (summed over the views rebuilt). `progress(position, head)` is called
+    after each committed page."""
+    return sum(runner.rebuild(progress=progress) for runner in _selected(app, name))
+
+
+def status(app: Coursebook) -> list[ViewStatus]:
+    return [runner.status() for runner in runners(app).values()]
+
+
+def calendar(app: Coursebook, start: dt.date | None = None,
+             end: dt.date | None = None) -> list[dict[str, Any]]:
+    """CONTRACT section 5 `calendar`: the next session of every course to book."""
+    runner = runners(app)["calendar"]
+    runner.catch_up()
+    return cast(CalendarProjection, runner.projection).entries(start, end)
+
+
+def audit(app: Coursebook, course_id: str | None = None) -> list[dict[str, Any]]:
+    """CONTRACT section 5 `audit`: every recorded fact, in recording order."""
+    runner = runners(app)["audit"]
+    runner.catch_up()
+    return cast(AuditProjection, runner.projection).entries(course_id)

@@ -1,0 +1,249 @@
+"""The materialised views: exactly once, rebuildable, and equal to the live course state.
+
+- One contract, run on every view store (SQLite file; PostgreSQL, in a database made for
+  the test): catch-up, compare-and-set, rebuild, status.
+- Property: for generated histories (valid and refused commands, late facts, erasures),
+  the views maintained live by several catching-up applications equal the views rebuilt
+  from zero, and every calendar entry equals what `course show` says of that course.
+- Two workers racing on the same view never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coursebook.application import Coursebook
+from coursebook.clock import FixedClock
+from coursebook.errors import Rejected
+from coursebook.projections import read_models
+from tests.application.test_replay_property import steps
+from tests.builders import Clinic
+from tests.pg import postgres_database
+from tests.stores import START, make_app, reopen
+
+VIEW_STORES = ["sqlite", "postgres"]
+
+
+def snapshot(app: Coursebook) -> dict[str, Any]:
+    """Every row of every view, and its position."""
+    out: dict[str, Any] = {}
+    for name, runner in read_models.runners(app).items():
+        table = runner.projection.tables[0]
+        key = "position" if name == "audit" else "course_id"
+        rows = runner.view.query(f"SELECT * FROM {table} ORDER BY {key}")
+        out[name] = ([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                      for row in rows], runner.view.position())
+    return out
+
+
+def expected_calendar(app: Coursebook, course_ids: list[str]) -> list[dict[str, Any]]:
+    """The calendar as `course show` sees it (CONTRACT section 5)."""
+    entries = []
+    for course_id in course_ids:
+        try:
+            course = app.get_course(course_id)
+        except Rejected:
+            continue
+        if course["status"] not in ("active", "maintenance") or course["next"] is None \
+                or "PATIENT_ERASED" in course["blocked_by"]:
+            continue
+        scheduled = course["next"]["planned_at"] is not None
+        entries.append({**course["next"], "course_id": course_id,
+                        "patient_ref": course["patient_ref"],
+                        "cautions": course["contraindications"]["relative"],
+                        "blocked_by": course["blocked_by"],
+                        "practitioner_id": entries_practitioner(app, course_id)
+                        if scheduled else None})
+    return entries
+
+
+def entries_practitioner(app: Coursebook, course_id: str) -> str | None:
+    for event in reversed(app.course_events(course_id)):
+        if type(event).__name__ == "SessionScheduled":
+            return event.practitioner_id  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.fixture
+def view_app(request: pytest.FixtureRequest, tmp_path: Path,
+             clock: FixedClock) -> Iterator[tuple[str, Coursebook]]:
+    kind: str = request.param
+    if kind == "sqlite":
+        app = make_app("sqlite", tmp_path, clock)
+        yield str(tmp_path / "store.db"), app
+        app.close()
+        return
+    with postgres_database() as url:
+        from coursebook.adapters.persistence import open_store
+
+        app = open_store(url, create=True, clock=clock)
+        app.initialise("Europe/Paris")
+        yield url, app
+        app.close()
+
+
+def second_app(target: str, clock: FixedClock) -> Coursebook:
+    from coursebook.adapters.persistence import open_store
+
+    return open_store(target, clock=clock)
+
+
+def a_small_clinic(app: Coursebook) -> Clinic:
+    clinic = Clinic(app)
+    clinic.ready("C1")
+    clinic.give("C1")
+    clinic.schedule("C1", planned_at="2026-09-20T10:00:00+02:00", practitioner_id="nurse-bo")
+    clinic.ready("C2", patient_ref="P2", indication="hair_restoration")
+    clinic.open("C3", patient_ref="P3")
+    return clinic
+
+
+@pytest.mark.parametrize("view_app", VIEW_STORES, indirect=True)
+class TestViewContract:
+    def test_calendar_after_catch_up_equals_course_show(
+            self, view_app: tuple[str, Coursebook]) -> None:
+        _, app = view_app
+        a_small_clinic(app)
+        calendar = read_models.calendar(app)
+        assert calendar == sorted(expected_calendar(app, ["C1", "C2", "C3"]),
+                                  key=lambda e: (_day(app, e), e["course_id"]))
+        assert [e["course_id"] for e in calendar] == ["C2", "C1"]
+        assert calendar[1]["practitioner_id"] == "nurse-bo"
+
+    def test_audit_lists_every_fact_in_recording_order_without_personal_data(
+            self, view_app: tuple[str, Coursebook]) -> None:
+        _, app = view_app
+        clinic = a_small_clinic(app)
+        clinic.run("erase_patient", at="2026-10-01T09:00:00+02:00", actor="dpo",
+                   patient_ref="P1", reason="GDPR request 17")
+        trail = read_models.audit(app)
+        positions = [row["position"] for row in trail]
+        assert positions == sorted(positions)
+        assert [row["event"] for row in read_models.audit(app, "C1")] == [
+            "Opened", "ConsultationRecorded", "SessionGiven", "SessionScheduled"]
+        erasure = trail[-1]
+        assert (erasure["event"], erasure["subject"], erasure["reason"]) == (
+            "Erased", "P1", "GDPR request 17")
+        assert "Jeanne" not in str(trail)
+        assert "C1" not in [e["course_id"] for e in read_models.calendar(app)]
+
+    def test_a_page_commits_only_where_it_began(self,
+                                                view_app: tuple[str, Coursebook]) -> None:
+        _, app = view_app
+        a_small_clinic(app)
+        view = read_models.runners(app)["audit"].view
+        assert view.commit_page(0, 3, [])
+        assert not view.commit_page(0, 5, [])  # a second worker's page from 0: refused
+        assert view.position() == 3
+
+    def test_rebuild_equals_live_and_status_reaches_the_head(
+            self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:
+        target, app = view_app
+        a_small_clinic(app)
+        read_models.catch_up(app)
+        live = snapshot(app)
+        other = second_app(target, clock)
+        try:
+            events = read_models.rebuild(other)
+            assert events > 0
+            assert snapshot(other) == live
+            assert all(s.pending == 0 for s in read_models.status(other))
+        finally:
+            other.close()
+
+    def test_a_second_application_catches_up_what_the_first_recorded(
+            self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:
+        target, app = view_app
+        clinic = a_small_clinic(app)
+        read_models.catch_up(app)
+        other = second_app(target, clock)
+        try:
+            clinic.give("C2", at="2026-09-02T09:00:00+02:00")  # recorded by `app`
+            # `other` meets C2 mid-history: it folds C2's earlier events from the store.
+            assert read_models.calendar(other) == read_models.calendar(app)
+        finally:
+            other.close()
+
+    def test_two_workers_racing_never_apply_an_event_twice(
+            self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:
+        target, app = view_app
+        clinic = Clinic(app)
+        for n in range(12):
+            clinic.ready(f"C{n}", patient_ref=f"P{n}")
+            clinic.give(f"C{n}")
+        workers = [second_app(target, clock) for _ in range(2)]
+        try:
+            runners = [read_models.runners(w)["audit"] for w in workers]
+            for runner in runners:
+                runner.page_size = 3
+            barrier = threading.Barrier(2)
+            done: list[int] = []
+
+            def work(runner: Any) -> None:
+                barrier.wait()
+                done.append(runner.catch_up())
+
+            threads = [threading.Thread(target=work, args=(r,)) for r in runners]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            trail = read_models.audit(app)
+            assert sum(done) == len(trail) + 12 * 1  # + the patient index (no rows)
+            assert len({row["position"] for row in trail}) == len(trail)
+        finally:
+            for worker in workers:
+                worker.close()
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(history=steps(), erase_at=st.integers(0, 30), every=st.integers(1, 4))
+def test_views_maintained_live_equal_views_rebuilt_from_zero(
+        tmp_path_factory: pytest.TempPathFactory, history: list[tuple[int, dict[str, Any]]],
+        erase_at: int, every: int) -> None:
+    tmp_path = tmp_path_factory.mktemp("views")
+    clock = FixedClock(START - dt.timedelta(days=3))
+    app = make_app("sqlite", tmp_path, clock)
+    helper = reopen("sqlite", tmp_path, clock)
+    assert helper is not None
+    try:
+        Clinic(app)
+        for i, (advance, body) in enumerate(history):
+            clock.set(clock.now() + dt.timedelta(seconds=advance))
+            if i == erase_at:
+                body = {"command": "erase_patient", "command_id": "erase",
+                        "at": clock.now().isoformat(), "actor": "dpo",
+                        "patient_ref": "P-C1", "reason": "patient asked"}
+            with contextlib.suppress(Rejected):
+                app.execute(body)
+            # Live: the writer catches up after most commands, a second application
+            # (its own caches) now and then; both commit with compare-and-set.
+            read_models.catch_up(helper if i % every == 0 else app)
+        read_models.catch_up(app)
+        assert read_models.calendar(app) == sorted(
+            expected_calendar(app, ["C1", "C2"]),
+            key=lambda e: (_day(app, e), e["course_id"]))
+        live = snapshot(app)
+        read_models.rebuild(helper)
+        assert snapshot(helper) == live
+    finally:
+        helper.close()
+        app.close()
+
+
+def _day(app: Coursebook, entry: dict[str, Any]) -> str:
+    if entry["planned_at"] is None:
+        return str(entry["target"])
+    planned = dt.datetime.fromisoformat(entry["planned_at"])
+    return planned.astimezone(app.zone).date().isoformat()
