@@ -15,8 +15,9 @@ import attrs
 
 from coursebook.application import Coursebook
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt
+from coursebook.projections import read_models
 
-__all__ = ["Ledger", "read_ledger"]
+__all__ = ["Ledger", "read_ledger", "views_snapshot"]
 
 
 @attrs.frozen
@@ -70,3 +71,14 @@ def read_ledger(app: Coursebook) -> Ledger:
     twice = [c for c, n in counted.items() if n > 1]
     assert not twice, f"command_ids with two receipts: {twice[:5]}"
     return Ledger(events, receipts, dict(by_command))
+
+
+def views_snapshot(app: Coursebook) -> dict[str, Any]:
+    """Every view's rows (in a stable order) and its position."""
+    out = {}
+    for name, runner in read_models.runners(app).items():
+        rows = []
+        for table in runner.projection.tables:
+            rows.append(sorted(runner.view.query(f"SELECT * FROM {table}"), key=repr))
+        out[name] = (rows, runner.view.position())
+    return out

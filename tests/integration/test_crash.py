@@ -1,9 +1,12 @@
-"""A writer killed with SIGKILL at random points, round after round, loses nothing.
+"""A writer and a view worker killed with SIGKILL at random points, round after round,
+lose nothing.
 
-The writer is the real command line importing a file of many commands. After each kill
-the store must hold each command wholly or not at all (its receipt exactly when all of
-its events); re-running the import applies the rest exactly once and reports the
-commands already there as duplicates; the final store equals a clean run's.
+The writer is the real command line importing a file of many commands; beside it runs
+`coursebook projections run` (small pages, so kills land between and inside page
+commits). After each round the store must hold each command wholly or not at all (its
+receipt exactly when all of its events); re-running the import applies the rest exactly
+once and reports the commands already there as duplicates; the final events equal a
+clean run's, and the views equal a rebuild from zero (no event applied twice or lost).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import pytest
 from coursebook.adapters.cli.importing import apply_lines
 from coursebook.adapters.persistence import is_postgres, open_store
 from coursebook.application import Coursebook
-from tests.integration.ledger import Ledger, read_ledger
+from coursebook.projections import read_models
+from tests.integration.ledger import Ledger, read_ledger, views_snapshot
 
 CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
-COURSES, ADJUSTMENTS, ROUNDS = 16, 10, 4
+COURSES, ADJUSTMENTS, ROUNDS = 16, 10, 3
 SCREENING = {"pregnant": False, "breastfeeding": False, "active_infection_at_site": False,
              "bleeding_disorder": False, "anticoagulants": False, "autoimmune_disease": False,
              "diabetes": False, "heart_condition": False, "allergies": [], "medications": []}
@@ -75,6 +79,35 @@ def start_import(target: str, source: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
 
+def start_worker(target: str, page_size: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "COURSEBOOK_DB"}
+    env["COURSEBOOK_VIEW_PAGE_SIZE"] = str(page_size)
+    return subprocess.Popen([*CLI, "--db", target, "--format", "json", "projections", "run",
+                             "--poll", "0.05"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def view_position(reader: Coursebook) -> int:
+    return min(runner.view.position() for runner in read_models.runners(reader).values())
+
+
+def kill_worker_at_random(worker: subprocess.Popen[bytes], reader: Coursebook,
+                          rng: random.Random, start: int) -> bool:
+    """SIGKILLs the worker a random few milliseconds after its views first moved past
+    `start` (True), or after a while if they never did (False)."""
+    deadline = time.monotonic() + 10
+    moved = False
+    while worker.poll() is None and time.monotonic() < deadline:
+        if view_position(reader) > start:
+            moved = True
+            time.sleep(rng.uniform(0, 0.03))
+            break
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    return moved
+
+
 def kill_at_random(process: subprocess.Popen[bytes], reader: Coursebook, rng: random.Random,
                    stop_after: int) -> bool:
     """Waits until the store has grown past `stop_after` records, then SIGKILLs the
@@ -104,12 +137,14 @@ def test_a_writer_killed_at_random_points_leaves_whole_commands_and_resumes_exac
     assert subprocess.run([*CLI, "--db", shared_target, "init", "--timezone", "Europe/Paris"],
                           capture_output=True, check=False).returncode == 0
 
-    kills, seen = 0, []
+    kills, worker_kills, seen = 0, 0, []
     reader = open_store(shared_target)
     try:
         for _ in range(ROUNDS):
-            before = progress(reader)
+            before, viewed = progress(reader), view_position(reader)
+            worker = start_worker(shared_target, page_size=rng.choice([2, 5, 11]))
             writer = start_import(shared_target, source)
+            worker_kills += kill_worker_at_random(worker, reader, rng, viewed)
             stop_after = before + rng.randint(5, max(6, len(clean.events) // ROUNDS))
             kills += kill_at_random(writer, reader, rng, stop_after)
             ledger = read_ledger(reader)
@@ -130,12 +165,18 @@ def test_a_writer_killed_at_random_points_leaves_whole_commands_and_resumes_exac
     app = open_store(shared_target)
     try:
         final = read_ledger(app)
+        live = views_snapshot(app)  # the killed workers' pages, then the import's catch-up
+        read_models.rebuild(app)
+        rebuilt = views_snapshot(app)
     finally:
         app.close()
     final.check(expected_events=expected)
     assert final.digest() == clean.digest()
-    observed(f"{kills} of {ROUNDS} writers killed mid-import (receipts after each: {seen}); "
-             f"the re-run applied {report['applied']}, reported {report['duplicates']} "
-             f"duplicates; the store equals a clean run ({len(final.events)} events) on "
+    assert live == rebuilt
+    observed(f"{kills} of {ROUNDS} writers killed mid-import (receipts after each: {seen}), "
+             f"{worker_kills} workers killed while their views moved; the re-run applied "
+             f"{report['applied']}, reported {report['duplicates']} duplicates; the store "
+             f"equals a clean run ({len(final.events)} events) and the views a rebuild, on "
              f"{'PostgreSQL' if is_postgres(shared_target) else 'SQLite'}")
     assert kills >= 1, "no writer was killed while it ran: the test proved nothing"
+    assert worker_kills >= 1, "no worker was killed while it worked: it proved nothing"
