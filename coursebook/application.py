@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    Transcoder,
+)
 
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
@@ -174,6 +180,14 @@ class Coursebook(Application[UUID]):
                      code=str(rejected.code), field=rejected.field,
                      duration_ms=round((time.perf_counter() - started) * 1000, 3))
             raise
+        except (OperationalError, InterfaceError) as error:
+            # The server went away, or the file stayed locked past the timeout. Whether a
+            # commit under way landed is unknown; its command_id makes a retry safe.
+            log.warning("command", command=name, command_id=command_id,
+                        outcome="store_unavailable", error=type(error).__name__)
+            raise StoreUnavailable(f"the store did not answer ({type(error).__name__}); "
+                                   "retry the command with the same command_id (it "
+                                   "applies at most once)") from None
         log.info("command", command=name, command_id=command_id, outcome=outcome.status,
                  subject=outcome.subject if name != "erase_patient" else None,
                  version=outcome.version,

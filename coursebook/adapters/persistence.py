@@ -7,13 +7,16 @@ The embedded default is one SQLite file. Opening never creates a store by accide
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import psycopg
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
+from psycopg import sql
 
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
@@ -27,11 +30,16 @@ from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 
 __all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
-           "store_env"]
+           "safe_target", "store_env"]
 
 DEFAULT_TARGET = "coursebook.db"
 DAMAGED = ("a stored record cannot be read: the store was changed outside the engine "
            "(run: coursebook verify)")
+EVENTS_TABLE = "coursebook_events"
+"""The table eventsourcing names after the application (`Coursebook.name`)."""
+KEYS_TABLE = "coursebook_keys"
+CONNECT_TIMEOUT = 5
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def resolve_target(target: str | None) -> str:
@@ -45,23 +53,85 @@ def is_postgres(target: str) -> bool:
 def store_env(target: str, *, create: bool) -> dict[str, str]:
     """The eventsourcing environment for a target."""
     if is_postgres(target):
-        url = urlsplit(target)
-        dbname = unquote(url.path.lstrip("/")) or "postgres"
+        url = _parse_url(target)
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": dbname,
-            "POSTGRES_HOST": url.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(url.port or 5432),
-            "POSTGRES_USER": unquote(url.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": "4",
+            "PERSISTENCE_MODULE": "coursebook.adapters.pg_schema:PostgresFactory",
+            "POSTGRES_DBNAME": url["dbname"],
+            "POSTGRES_HOST": url["host"],
+            "POSTGRES_PORT": url["port"],
+            "POSTGRES_USER": url["user"],
+            "POSTGRES_PASSWORD": url["password"],
+            "POSTGRES_SCHEMA": url["schema"],
+            "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "4",
         }
     else:
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": target,
                "SQLITE_LOCK_TIMEOUT": "10"}
     env["CREATE_TABLE"] = "y" if create else "n"
     return env
+
+
+def _parse_url(target: str) -> dict[str, str]:
+    """The parts of a `postgresql://user:password@host:port/dbname?schema=NAME` target."""
+    try:
+        url = urlsplit(target)
+        port = url.port
+    except ValueError:
+        raise StoreUnavailable(f"{safe_target(target)} is not a valid postgresql:// URL") \
+            from None
+    query = parse_qs(url.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"schema"})
+    if unknown:
+        raise StoreUnavailable(f"unsupported parameter {unknown[0]!r} in the store URL "
+                               "(coursebook understands only ?schema=NAME)")
+    schema = query.get("schema", [""])[-1]
+    if schema and not _SCHEMA_NAME.fullmatch(schema):
+        raise StoreUnavailable("schema: must be a lower-case SQL name (letters, digits, _)")
+    return {"dbname": unquote(url.path.lstrip("/")) or "postgres",
+            "host": url.hostname or "127.0.0.1", "port": str(port or 5432),
+            "user": unquote(url.username or "postgres"),
+            "password": unquote(url.password or ""), "schema": schema or "public"}
+
+
+def _postgres_reason(error: Exception, password: str) -> str:
+    """psycopg's explanation on one line, never with the password in it."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    reason = reason.removeprefix("connection failed: ")
+    if password:
+        reason = reason.replace(password, "***")
+    return reason
+
+
+def _check_postgres(target: str, *, create: bool) -> None:
+    """Fails fast and clearly when the server, database or store is not there.
+
+    With `create`, makes the URL's schema if it is missing (the tables come with the
+    application). Without it, the store's events table must already exist.
+    """
+    url = _parse_url(target)
+    try:
+        with psycopg.connect(dbname=url["dbname"], host=url["host"], port=url["port"],
+                             user=url["user"], password=url["password"] or None,
+                             connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+            if create:
+                if url["schema"] != "public":
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(url["schema"])))
+                return
+            row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)",
+                               (f'"{url["schema"]}".{EVENTS_TABLE}',
+                                f'"{url["schema"]}".{KEYS_TABLE}')).fetchone()
+    except psycopg.Error as error:
+        raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
+                               f"{_postgres_reason(error, url['password'])}") from None
+    if row is None or row[0] is None:
+        raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
+                               "(run: coursebook init)")
+    if row[1] is None:
+        raise StoreUnavailable(f"the store at {safe_target(target)} has no key table "
+                               "(run: coursebook init)")
 
 
 def _table_names(path: Path, target: str) -> set[str]:
@@ -97,33 +167,13 @@ def _check_sqlite_target_for_create(target: str) -> None:
                                "refusing to add tables to it")
 
 
-def _check_postgres_database(target: str) -> None:
-    """A clear message for a database that holds no store, before asking for its key."""
-    import psycopg
-
-    try:
-        with psycopg.connect(target, connect_timeout=5) as conn:
-            row = conn.execute("SELECT to_regclass('coursebook_events') IS NOT NULL, "
-                               "to_regclass('coursebook_keys') IS NOT NULL").fetchone()
-    except psycopg.Error as error:
-        raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
-                               f"{type(error).__name__}") from None
-    if row is None or not row[0]:
-        raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
-                               "(run: coursebook init)")
-    if not row[1]:
-        raise StoreUnavailable(f"the store at {_safe(target)} has no key table "
-                               "(run: coursebook init)")
-
-
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
                extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
                **kwargs: Any) -> Coursebook:
     """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
     store whose settings record cannot be read (for `verify`, which names the damage)."""
     if is_postgres(target):
-        if not create:
-            _check_postgres_database(target)
+        _check_postgres(target, create=create)
     elif create:
         _check_sqlite_target_for_create(target)
     else:
@@ -143,7 +193,7 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
             initialised = True
         if not create and not initialised:
             app.close()
-            raise StoreUnavailable(f"no coursebook store at {_safe(target)} "
+            raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
                                    "(run: coursebook init)")
     except StoreUnavailable as error:
         _forget(made)
@@ -153,7 +203,7 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
         raise error from None
     except (PersistenceError, sqlite3.Error, OSError) as error:
         _forget(made)
-        raise StoreUnavailable(f"cannot open the store at {_safe(target)}: "
+        raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
                                f"{type(error).__name__}") from None
     return app
 
@@ -190,12 +240,18 @@ def _forget(made: Path | None) -> None:
         made.unlink(missing_ok=True)
 
 
-def _safe(target: str) -> str:
+def safe_target(target: str) -> str:
     """A target fit for messages: a URL without its password."""
     if is_postgres(target):
         url = urlsplit(target)
-        host = url.hostname or ""
-        port = f":{url.port}" if url.port else ""
+        try:
+            host, port = url.hostname or "", f":{url.port}" if url.port else ""
+        except ValueError:
+            host, port = "?", ""
         user = f"{url.username}@" if url.username else ""
-        return f"{url.scheme}://{user}{host}{port}{url.path}"
+        query = f"?{url.query}" if url.query else ""
+        return f"{url.scheme}://{user}{host}{port}{url.path}{query}"
     return target
+
+
+_safe = safe_target  # the name other modules imported first

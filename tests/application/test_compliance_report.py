@@ -24,6 +24,7 @@ from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
 from coursebook.errors import Rejected
 from coursebook.projections.compliance import compliance_report
+from tests.stores import PERSISTENT_KINDS, params, release, target
 
 START = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -36,11 +37,11 @@ PRODUCT = {"name": "NCTF 135 HA", "lot": "LOT-1", "expires_on": "2030-12-31"}
 
 
 class Clinic:
-    """A store (in memory, or the SQLite file `store`) recording with a fixed clock, and
+    """A store (in memory, or at the target `store`) recording with a fixed clock, and
     short verbs for commands."""
 
     def __init__(self, *, timezone: str = "UTC", nurse_licence: str = "2030-12-31",
-                 store: Path | None = None) -> None:
+                 store: Path | str | None = None) -> None:
         self.clock = FixedClock(START)
         if store is None:
             self.app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"},
@@ -310,21 +311,34 @@ def test_the_live_report_at_any_moment_equals_the_replay_as_of_and_known_at_that
 
 
 @pytest.mark.slow
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(history=steps, timezone=ZONES)
-def test_the_command_line_replay_from_a_sqlite_store_equals_the_live_report_of_each_moment(
-        history: list[tuple[int, tuple[Any, ...]]], timezone: str):
-    with tempfile.TemporaryDirectory(prefix="compliance-") as directory:
-        store = Path(directory) / "store.db"
-        clinic = Clinic(timezone=timezone, nurse_licence="2026-02-20", store=store)
-        try:
-            live = write_history(clinic, history)
-        finally:
-            clinic.app.close()
-        runner = CliRunner()
-        for moment, captured in live:
-            stamp = moment.isoformat()
-            result = runner.invoke(cli, ["--db", str(store), "--format", "json", "compliance",
-                                         "--as-of", stamp, "--known-at", stamp])
-            assert result.exit_code == 0, result.output
-            assert json.loads(result.stdout) == json.loads(json.dumps(captured)), stamp
+@pytest.mark.parametrize("kind", params(PERSISTENT_KINDS))
+def test_the_command_line_replay_from_a_stored_history_equals_the_live_report_of_each_moment(
+        kind: str):
+    @settings(max_examples={"sqlite": 8, "postgres": 3}[kind], deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(history=steps, timezone=ZONES)
+    def replay(history: list[tuple[int, tuple[Any, ...]]], timezone: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="compliance-") as directory:
+            store = target(kind, Path(directory))
+            try:
+                check_command_line_replay(store, history, timezone)
+            finally:
+                release(kind, Path(directory))
+
+    replay()
+
+
+def check_command_line_replay(store: str, history: list[tuple[int, tuple[Any, ...]]],
+                              timezone: str) -> None:
+    clinic = Clinic(timezone=timezone, nurse_licence="2026-02-20", store=store)
+    try:
+        live = write_history(clinic, history)
+    finally:
+        clinic.app.close()
+    runner = CliRunner()
+    for moment, captured in live:
+        stamp = moment.isoformat()
+        result = runner.invoke(cli, ["--db", str(store), "--format", "json", "compliance",
+                                     "--as-of", stamp, "--known-at", stamp])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == json.loads(json.dumps(captured)), stamp

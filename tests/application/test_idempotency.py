@@ -10,7 +10,7 @@ import pytest
 from coursebook.clock import FixedClock
 from coursebook.errors import Code
 from tests.builders import Clinic, command, day, product, rejected, screening
-from tests.stores import PERSISTENT_KINDS, reopen
+from tests.stores import PERSISTENT_KINDS, params, reopen
 
 
 def give_body(**changes: object) -> dict[str, object]:
@@ -133,7 +133,7 @@ class TestExpectedVersion:
         assert clinic.course()["version"] == 5
 
 
-@pytest.mark.parametrize("store_kind", PERSISTENT_KINDS)
+@pytest.mark.parametrize("store_kind", params(PERSISTENT_KINDS))
 def test_a_duplicate_is_recognised_by_another_process_on_the_same_store(
         clinic: Clinic, store_kind: str, tmp_path: Path, clock: FixedClock) -> None:
     clinic.ready()

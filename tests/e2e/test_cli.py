@@ -61,18 +61,18 @@ COURSE = [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("e2e") / "store.db"
-    assert coursebook("init", "--timezone", "Europe/Paris", db=path).returncode == 0
-    source = path.with_suffix(".jsonl")
+def store(module_target: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store holding COURSE, on each persistent kind (SQLite file, PostgreSQL schema)."""
+    assert coursebook("init", "--timezone", "Europe/Paris", db=module_target).returncode == 0
+    source = tmp_path_factory.mktemp("e2e-source") / "course.jsonl"
     source.write_bytes(jsonl(*COURSE))
-    assert coursebook("import", str(source), db=path).returncode == 0
-    return path
+    assert coursebook("import", str(source), db=module_target).returncode == 0
+    return module_target
 
 
 class TestInit:
-    def test_creates_a_store_and_is_idempotent_keeping_the_zone(self, tmp_path: Path) -> None:
-        db = tmp_path / "new.db"
+    def test_creates_a_store_and_is_idempotent_keeping_the_zone(self, new_target: str) -> None:
+        db = new_target
         first = coursebook("--format", "json", "init", "--timezone", "Asia/Tokyo", db=db)
         assert first.returncode == 0
         assert one_json_document(first)["timezone"] == "Asia/Tokyo"
@@ -81,13 +81,13 @@ class TestInit:
         assert one_json_document(again)["timezone"] == "Asia/Tokyo"
 
     def test_refuses_another_zone_for_an_existing_store_with_exit_2(
-            self, store: Path) -> None:
+            self, store: str) -> None:
         result = coursebook("init", "--timezone", "UTC", db=store)
         assert result.returncode == 2
         assert result.stdout == b""
         assert b"Europe/Paris" in result.stderr
 
-    def test_the_same_zone_again_is_accepted(self, store: Path) -> None:
+    def test_the_same_zone_again_is_accepted(self, store: str) -> None:
         assert coursebook("init", "--timezone", "Europe/Paris", db=store).returncode == 0
 
     def test_an_unknown_zone_is_a_usage_error(self, tmp_path: Path) -> None:
@@ -101,8 +101,8 @@ class TestInit:
 
 
 class TestImport:
-    def test_reports_each_rejected_line_and_exits_1(self, tmp_path: Path) -> None:
-        db = tmp_path / "s.db"
+    def test_reports_each_rejected_line_and_exits_1(self, new_target: str, tmp_path: Path) -> None:
+        db = new_target
         coursebook("init", db=db)
         source = tmp_path / "in.jsonl"
         source.write_bytes(jsonl(*COURSE[:2]) + b"\n{oops\n" + jsonl(COURSE[1])
@@ -116,8 +116,8 @@ class TestImport:
             (4, None, "INVALID"), (6, "e2e-3", "UNKNOWN_COMMAND")]
         assert all(r["message"] for r in report["rejected"])
 
-    def test_a_clean_file_exits_0(self, tmp_path: Path) -> None:
-        db = tmp_path / "s.db"
+    def test_a_clean_file_exits_0(self, new_target: str, tmp_path: Path) -> None:
+        db = new_target
         coursebook("init", db=db)
         source = tmp_path / "in.jsonl"
         source.write_bytes(jsonl(*COURSE))
@@ -126,8 +126,8 @@ class TestImport:
         assert one_json_document(result) == {"applied": 4, "duplicates": 0, "rejected": []}
 
     def test_reads_standard_input_for_dash_and_logs_to_standard_error(
-            self, tmp_path: Path) -> None:
-        db = tmp_path / "s.db"
+            self, new_target: str) -> None:
+        db = new_target
         coursebook("init", db=db)
         result = coursebook("--format", "json", "import", "-", db=db,
                             stdin=b"\xef\xbb\xbf" + jsonl(*COURSE).replace(b"\n", b"\r\n"))
@@ -150,7 +150,7 @@ class TestImport:
             ("register_practitioner", "applied"), ("open_course", "applied")]
         assert "Odile" not in log.read_text()
 
-    def test_a_missing_file_exits_2(self, store: Path, tmp_path: Path) -> None:
+    def test_a_missing_file_exits_2(self, store: str, tmp_path: Path) -> None:
         result = coursebook("import", str(tmp_path / "absent.jsonl"), db=store)
         assert result.returncode == 2
 
@@ -163,7 +163,7 @@ class TestImport:
 
 
 class TestCourseShow:
-    def test_prints_exactly_one_json_document(self, store: Path) -> None:
+    def test_prints_exactly_one_json_document(self, store: str) -> None:
         result = coursebook("--format", "json", "course", "show", "C1", db=store)
         assert result.returncode == 0
         course = one_json_document(result)
@@ -172,7 +172,7 @@ class TestCourseShow:
         assert course["version"] == 3
         assert course["next"]["earliest"] == "2024-03-19"
 
-    def test_shows_a_table_by_default(self, store: Path) -> None:
+    def test_shows_a_table_by_default(self, store: str) -> None:
         result = coursebook("course", "show", "C1", db=store)
         assert result.returncode == 0
         text = result.stdout.decode()
@@ -180,7 +180,7 @@ class TestCourseShow:
         assert "active" in text
         assert "skin_rejuvenation" in text
 
-    def test_time_travel_options(self, store: Path) -> None:
+    def test_time_travel_options(self, store: str) -> None:
         by_version = coursebook("--format", "json", "course", "show", "C1", "--version",
                                 "1", db=store)
         assert one_json_document(by_version)["status"] == "open"
@@ -193,7 +193,7 @@ class TestCourseShow:
                               history[-1]["recorded_at"], db=store)
         assert one_json_document(known_at)["version"] == 3
 
-    def test_an_unknown_course_exits_1_with_not_found(self, store: Path) -> None:
+    def test_an_unknown_course_exits_1_with_not_found(self, store: str) -> None:
         result = coursebook("--format", "json", "course", "show", "C404", db=store)
         assert result.returncode == 1
         assert one_json_document(result)["code"] == "NOT_FOUND"
@@ -229,7 +229,7 @@ class TestCourseShow:
         assert coursebook("init", db=empty).returncode == 0
         assert coursebook("course", "show", "C1", db=empty).returncode == 1
 
-    def test_the_version_and_as_of_combine(self, store: Path) -> None:
+    def test_the_version_and_as_of_combine(self, store: str) -> None:
         # The first 3 events, of those the ones valid by 10:30 on 03-04: open and consult.
         result = coursebook("--format", "json", "course", "show", "C1", "--version", "3",
                             "--as-of", "2024-03-04T10:30:00+01:00", db=store)
@@ -238,14 +238,14 @@ class TestCourseShow:
         assert (document["version"], document["sessions_given"]) == (2, 0)
 
     @pytest.mark.parametrize("value", ["2024-03-04T09:30:00", "yesterday"])
-    def test_a_bad_as_of_exits_2(self, store: Path, value: str) -> None:
+    def test_a_bad_as_of_exits_2(self, store: str, value: str) -> None:
         result = coursebook("course", "show", "C1", "--as-of", value, db=store)
         assert result.returncode == 2
         assert b"--as-of" in result.stderr
 
 
 class TestCourseHistory:
-    def test_lists_every_version_as_json(self, store: Path) -> None:
+    def test_lists_every_version_as_json(self, store: str) -> None:
         result = coursebook("--format", "json", "course", "history", "C1", db=store)
         assert result.returncode == 0
         history = one_json_document(result)
@@ -256,12 +256,12 @@ class TestCourseHistory:
         assert history[0]["next_before"] is None
         assert history[2]["next_after"]["session_no"] == 2
 
-    def test_shows_a_table_by_default(self, store: Path) -> None:
+    def test_shows_a_table_by_default(self, store: str) -> None:
         result = coursebook("course", "history", "C1", db=store)
         assert result.returncode == 0
         assert "SessionGiven" in result.stdout.decode()
 
-    def test_an_unknown_course_exits_1_with_not_found(self, store: Path) -> None:
+    def test_an_unknown_course_exits_1_with_not_found(self, store: str) -> None:
         result = coursebook("--format", "json", "course", "history", "C404", db=store)
         assert result.returncode == 1
         assert one_json_document(result)["code"] == "NOT_FOUND"

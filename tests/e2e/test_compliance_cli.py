@@ -72,28 +72,32 @@ EXPECTED = Counter([
     ("OVERDUE", "C-2", 2), ("LICENSE_EXPIRING", None, None)])
 
 
-def coursebook(store: Path, *args: str,
+def coursebook(store: Path | str, *args: str,
                json_output: bool = True) -> subprocess.CompletedProcess[str]:
     options = ["--format", "json"] if json_output else []
     return subprocess.run([COURSEBOOK, "--db", str(store), *options, *args],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("compliance") / "store.db"
-    assert coursebook(path, "init", "--timezone", "Europe/Paris").returncode == 0
-    commands = path.with_suffix(".jsonl")
+def build_store(target: str, directory: Path) -> str:
+    assert coursebook(target, "init", "--timezone", "Europe/Paris").returncode == 0
+    commands = directory / "history.jsonl"
     commands.write_text("\n".join(json.dumps(c) for c in HISTORY) + "\n", encoding="utf-8")
-    result = coursebook(path, "import", str(commands))
+    result = coursebook(target, "import", str(commands))
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["applied"] == len(HISTORY)
-    return path
+    return target
+
+
+@pytest.fixture(scope="module")
+def store(module_target: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The history, on each persistent kind (SQLite file, PostgreSQL schema)."""
+    return build_store(module_target, tmp_path_factory.mktemp("compliance"))
 
 
 class TestComplianceJson:
     def test_prints_the_contract_document_with_every_finding_as_of_the_moment(
-            self, store: Path):
+            self, store: str):
         result = coursebook(store, "compliance", "--as-of", AS_OF)
         assert result.returncode == 0, result.stderr
         document = json.loads(result.stdout)
@@ -105,18 +109,18 @@ class TestComplianceJson:
         ats = [(f["at"], f["course_id"] or "") for f in document["findings"]]
         assert ats == sorted(ats)
 
-    def test_known_at_before_the_history_was_recorded_finds_nothing(self, store: Path):
+    def test_known_at_before_the_history_was_recorded_finds_nothing(self, store: str):
         result = coursebook(store, "compliance", "--as-of", AS_OF,
                             "--known-at", "2026-01-01T00:00:00Z")
         assert json.loads(result.stdout) == {"as_of": "2026-04-01T10:00:00Z", "courses": 0,
                                              "findings": []}
 
-    def test_the_document_holds_no_personal_data(self, store: Path):
+    def test_the_document_holds_no_personal_data(self, store: str):
         result = coursebook(store, "compliance", "--as-of", AS_OF)
         for text in PERSONAL:
             assert text.casefold() not in result.stdout.casefold()
 
-    def test_a_timestamp_without_offset_is_a_usage_error(self, store: Path):
+    def test_a_timestamp_without_offset_is_a_usage_error(self, store: str):
         assert coursebook(store, "compliance", "--as-of", "2026-04-01T12:00:00").returncode == 2
 
     def test_a_target_without_a_store_exits_4(self, tmp_path: Path):
@@ -125,7 +129,7 @@ class TestComplianceJson:
 
 class TestComplianceTable:
     def test_the_table_counts_findings_by_code_and_severity_then_lists_them(
-            self, store: Path):
+            self, store: str):
         result = coursebook(store, "compliance", "--as-of", AS_OF, json_output=False)
         assert result.returncode == 0, result.stderr
         assert re.search(r"GIVEN_WITH_CAUTIONS\s*│\s*info\s*│\s*2", result.stdout)
@@ -136,8 +140,11 @@ class TestComplianceTable:
 
 
 @pytest.fixture(scope="module")
-def page(store: Path) -> Path:
-    path = store.with_name("compliance.html")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page, from a SQLite store (the store kind does not change the page)."""
+    directory = tmp_path_factory.mktemp("compliance-page")
+    store = build_store(str(directory / "store.db"), directory)
+    path = directory / "compliance.html"
     result = coursebook(store, "compliance", "--as-of", AS_OF, "--html", str(path))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["courses"] == 2  # the JSON is still printed
@@ -167,7 +174,7 @@ class TestCompliancePage:
         for text in PERSONAL:
             assert text.casefold() not in html.casefold()
 
-    def test_an_unwritable_html_path_is_a_usage_error(self, store: Path, tmp_path: Path):
+    def test_an_unwritable_html_path_is_a_usage_error(self, store: str, tmp_path: Path):
         result = coursebook(store, "compliance", "--html", str(tmp_path / "no" / "page.html"))
         assert result.returncode == 2
 

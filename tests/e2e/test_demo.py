@@ -18,6 +18,7 @@ from coursebook.adapters.demo_clinic import DEMO_ZONE, ClinicScript
 from coursebook.adapters.persistence import open_store
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import default_catalogue
+from tests import pg
 
 COURSEBOOK = [str(Path(sys.executable).with_name("coursebook"))]
 
@@ -170,27 +171,14 @@ def test_no_personal_value_appears_in_any_output_or_log(
     assert leaks == []
 
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
 @pytest.fixture
 def fresh_pg_database() -> Any:
-    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
-    psycopg = pytest.importorskip("psycopg")
+    """A new, empty PostgreSQL store target (a schema of the session's test database)."""
+    target = pg.new_target()
     try:
-        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL is unreachable: {type(error).__name__}")
-    name = f"demo_e2e_{os.getpid()}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
+        yield target
     finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        pg.drop_schema(target)
 
 
 @pytest.mark.postgres

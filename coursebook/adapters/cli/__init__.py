@@ -13,6 +13,7 @@ import click
 
 from coursebook.adapters.cli import (
     audit,
+    backup,
     calendar,
     compliance,
     course,
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               verify):
+               verify, backup):
     module.register(cli)
 
 

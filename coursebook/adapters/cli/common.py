@@ -12,7 +12,11 @@ import attrs
 import click
 import orjson
 import structlog
-from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.persistence import (
+    InterfaceError,
+    MapperDeserialisationError,
+    OperationalError,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -128,6 +132,14 @@ def run(command: click.Command) -> int:
         return EXIT_USAGE
     except SystemExit as done:
         return int(done.code or 0)
+    except StoreUnavailable as error:
+        click.echo(f"coursebook: {error}", err=True)
+        return EXIT_STORE
+    except (OperationalError, InterfaceError) as error:  # the store went away mid-query
+        click.echo(f"coursebook: the store stopped answering ({type(error).__name__}); "
+                   "nothing partial is recorded, and a command sent again with its "
+                   "command_id applies at most once", err=True)
+        return EXIT_STORE
     except CoursebookError as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_USAGE

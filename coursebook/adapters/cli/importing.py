@@ -24,7 +24,7 @@ from coursebook.adapters.cli.common import (
 )
 from coursebook.adapters.sealing import catch_up
 from coursebook.application import Coursebook
-from coursebook.errors import Code, Rejected
+from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.projections import read_models
 
 BOM = b"\xef\xbb\xbf"
@@ -71,6 +71,10 @@ def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False) ->
             if stop_on_error:
                 break
             continue
+        except StoreUnavailable as error:
+            raise StoreUnavailable(f"line {number}: {error} (applied before it: "
+                                   f"{report['applied']}; run the import again: lines "
+                                   "already applied count as duplicates)") from None
         report["applied" if outcome.status == "applied" else "duplicates"] += 1
     return report
 
