@@ -7,8 +7,8 @@ date, or the target date while unplanned); and whether its patient was erased.
 
 The entry is computed by the same fold (`CourseState`) and the same rule functions
 (`rules.next_window`, `rules.blocked_by`) as `course show`, so the two cannot disagree.
-To fold fast, the projection reads event bodies lazily from the stored JSON (`_Lazy`),
-decoding only the fields the fold touches and never the personal ones; it keeps the
+To fold fast, the projection turns each stored JSON body into a plain attribute object in
+one pass (`_Body`), never decoding the personal fields; it keeps the
 folded states of the courses it has seen in memory, and loads a course's earlier events
 from the store the first time a page touches it (a live update after a restart).
 """
