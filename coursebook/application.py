@@ -7,6 +7,7 @@ a `CommandReceipt` in one transaction, so idempotency is atomic with the change 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -19,10 +20,20 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Mapper,
     OperationalError,
     Transcoder,
 )
 
+from coursebook.adapters.keys import (
+    MASTER_KEY_ENV,
+    Keyring,
+    MasterKey,
+    key_file_for,
+    read_key_file,
+)
+from coursebook.adapters.keys import table_for as key_table_for
+from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
@@ -76,12 +87,28 @@ class Coursebook(Application[UUID]):
     name = "coursebook"
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
-                 catalogue: Catalogue | None = None) -> None:
+                 catalogue: Catalogue | None = None, master_key: MasterKey | None = None,
+                 ) -> None:
+        """`master_key`: the store's master key; else `COURSEBOOK_MASTER_KEY` from `env` or
+        the process environment; a store kept only in memory makes a passing one."""
         self.clock: Clock = clock or SystemClock()
         self.catalogue = catalogue or default_catalogue()
         self._zone: ZoneInfo | None = None
         self._closing: list[Callable[[], None]] = []
+        self.keyring = Keyring(master_key or _master_key(env))
         super().__init__(env)
+        create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
+        self.keyring.attach(key_table_for(self.recorder, create=create))
+        self.seal_table: SealTable = seal_table_for(self.recorder, create=create)
+
+    @property
+    def integrity_key(self) -> bytes:
+        """The HMAC key of event tags and the seal chain (derived, never stored)."""
+        return self.keyring.master.integrity
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealingMapper(self.construct_transcoder(), compressor=self.factory.compressor(),
+                             cipher=self.factory.cipher(), key=self.integrity_key)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Runs `callback` when the application closes (the read models' connections)."""
@@ -99,8 +126,8 @@ class Coursebook(Application[UUID]):
         return transcoder
 
     def transcodings(self) -> list[Any]:
-        """The value types events may hold (a subclass may replace the personal-data one)."""
-        return default_transcodings()
+        """The value types events may hold; personal data is encrypted per patient."""
+        return default_transcodings(self.keyring)
 
     # -- the store's clinic settings -----------------------------------------------------
     def initialise(self, timezone: str | None = None) -> str:
@@ -140,12 +167,14 @@ class Coursebook(Application[UUID]):
         command_id: str | None = None
         try:
             command_id = read_command_id(raw)
-            digest = body_digest(canonical_body(raw))
+            digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
             outcome = self._settle_known(command_id, name, digest)
             if outcome is None:
                 command = parse_command(raw)
                 subject, version, aggregates = _HANDLERS[command.name](self, command)
                 outcome = self._commit(command, digest, subject, version, aggregates)
+            if outcome.command == "erase_patient":
+                self._shred(outcome.subject)
         except Rejected as rejected:
             log.info("command", command=name, command_id=command_id, outcome="rejected",
                      code=str(rejected.code), field=rejected.field,
@@ -307,6 +336,11 @@ class Coursebook(Application[UUID]):
         patient.erase(recorded_at=self.clock.now(), at=c.at, actor=c.actor,
                       command_id=c.command_id, reason=f["reason"])
         return f["patient_ref"], None, [patient]
+
+    def _shred(self, patient_ref: str) -> None:
+        """Destroys the patient's data key once the erasure is recorded (again on a
+        duplicate of the erase command, which completes an interrupted shredding)."""
+        self.keyring.shred(patient_ref)
 
     # -- one method per command (same names and fields as the contract) ----------------
     def _call(self, command: str, fields: dict[str, Any]) -> Outcome:
@@ -470,6 +504,32 @@ _HANDLERS: dict[str, Handler] = {
 }
 _HANDLERS.update({name: Coursebook._course_command for name in COMMANDS
                   if name not in _HANDLERS})
+
+
+def _master_key(env: Mapping[str, str] | None) -> MasterKey:
+    """The master key for an application built from an environment alone (as the
+    library's runners do): `COURSEBOOK_MASTER_KEY`, else the target's key file."""
+    settings = {**os.environ, **(env or {})}
+    text = settings.get(MASTER_KEY_ENV)
+    if text:
+        return MasterKey.from_text(text, MASTER_KEY_ENV)
+    module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    target = None
+    if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
+        target = settings["SQLITE_DBNAME"]
+    elif module == "eventsourcing.postgres":
+        target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
+                  f"{settings.get('POSTGRES_PORT') or 5432}/"
+                  f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")
+    if target is not None:
+        found = read_key_file(key_file_for(target))
+        if found is not None:
+            return found
+        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
+                               f"put its key file at {key_file_for(target)}")
+    if module == "eventsourcing.popo":
+        return MasterKey.ephemeral()
+    raise StoreUnavailable(f"no master key: set {MASTER_KEY_ENV}")
 
 
 def select_events(events: Iterable[Any], *, version: int | None = None,

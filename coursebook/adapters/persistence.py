@@ -15,19 +15,29 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 from psycopg import sql
 
+from coursebook.adapters.keys import (
+    MASTER_KEY_ENV,
+    MasterKey,
+    create_key_file,
+    key_file_for,
+    read_key_file,
+)
 from coursebook.application import Coursebook
 from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target", "safe_target",
-           "store_env"]
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
+           "safe_target", "store_env"]
 
 DEFAULT_TARGET = "coursebook.db"
+DAMAGED = ("a stored record cannot be read: the store was changed outside the engine "
+           "(run: coursebook verify)")
 EVENTS_TABLE = "coursebook_events"
 """The table eventsourcing names after the application (`Coursebook.name`)."""
+KEYS_TABLE = "coursebook_keys"
 CONNECT_TIMEOUT = 5
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -110,13 +120,17 @@ def _check_postgres(target: str, *, create: bool) -> None:
                     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                         sql.Identifier(url["schema"])))
                 return
-            row = conn.execute("SELECT to_regclass(%s)",
-                               (f'"{url["schema"]}".{EVENTS_TABLE}',)).fetchone()
+            row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)",
+                               (f'"{url["schema"]}".{EVENTS_TABLE}',
+                                f'"{url["schema"]}".{KEYS_TABLE}')).fetchone()
     except psycopg.Error as error:
         raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
                                f"{_postgres_reason(error, url['password'])}") from None
     if row is None or row[0] is None:
         raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
+                               "(run: coursebook init)")
+    if row[1] is None:
+        raise StoreUnavailable(f"the store at {safe_target(target)} has no key table "
                                "(run: coursebook init)")
 
 
@@ -154,8 +168,10 @@ def _check_sqlite_target_for_create(target: str) -> None:
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
-               extra_env: Mapping[str, str] | None = None, **kwargs: Any) -> Coursebook:
-    """Opens (or, with `create`, creates) the store at `target`."""
+               extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
+               **kwargs: Any) -> Coursebook:
+    """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
+    store whose settings record cannot be read (for `verify`, which names the damage)."""
     if is_postgres(target):
         _check_postgres(target, create=create)
     elif create:
@@ -163,16 +179,65 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
     else:
         _check_sqlite_file(target)
     env = {**store_env(target, create=create), **(extra_env or {})}
+    made: Path | None = None
+    if "master_key" not in kwargs:
+        kwargs["master_key"], made = _master_key(target, env, create=create)
     try:
         app = Coursebook(env, clock=clock, **kwargs)
-        if not create and not app.is_initialised():
+        try:
+            initialised = app.is_initialised()
+        except MapperDeserialisationError:
+            if not damaged_ok:
+                app.close()
+                raise StoreUnavailable(DAMAGED) from None
+            initialised = True
+        if not create and not initialised:
             app.close()
             raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
                                    "(run: coursebook init)")
+    except StoreUnavailable as error:
+        _forget(made)
+        if made is not None:  # the store exists and a new key cannot open it
+            raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} "
+                                   f"or put its key file at {made}") from None
+        raise error from None
     except (PersistenceError, sqlite3.Error, OSError) as error:
+        _forget(made)
         raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
                                f"{type(error).__name__}") from None
     return app
+
+
+def _master_key(target: str, env: Mapping[str, str], *,
+                create: bool) -> tuple[MasterKey, Path | None]:
+    """The store's master key: `COURSEBOOK_MASTER_KEY`, else its key file, which only
+    `init` (create) makes, with owner-only permissions. Returns the file it made, if any."""
+    text = env.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_ENV)
+    if text:
+        return MasterKey.from_text(text, MASTER_KEY_ENV), None
+    path = key_file_for(target)
+    found = read_key_file(path)
+    if found is not None:
+        return found, None
+    if not create:
+        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
+                               f"put its key file at {path}")
+    try:
+        return create_key_file(path), path
+    except FileExistsError:  # another init made it meanwhile
+        found = read_key_file(path)
+        if found is None:
+            raise StoreUnavailable(f"cannot read the key file {path}") from None
+        return found, None
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create the key file {path}: "
+                               f"{error.strerror or type(error).__name__}") from None
+
+
+def _forget(made: Path | None) -> None:
+    """A key file made for a store that could not be created is of no use to anyone."""
+    if made is not None:
+        made.unlink(missing_ok=True)
 
 
 def safe_target(target: str) -> str:

@@ -8,16 +8,20 @@ event has a registered transcoding, so nothing is ever pickled or guessed.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.persistence import Transcoder, Transcoding, TranscodingNotRegisteredError
 
 from coursebook.domain.values import Personal, Phase, Product, Protocol, SpacingRule
 
-__all__ = ["OrjsonTranscoder", "PersonalInClear", "default_transcodings"]
+if TYPE_CHECKING:
+    from coursebook.adapters.keys import Keyring
+
+__all__ = ["OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear", "default_transcodings"]
 
 _TYPE, _DATA = "_type_", "_data_"
 
@@ -169,6 +173,36 @@ class PersonalInClear(Transcoding):
         return Personal(data["patient_ref"], data.get("data"))
 
 
-def default_transcodings() -> list[Transcoding]:
+class PersonalEncrypted(Transcoding):
+    """Personal data encrypted under its patient's own data key (AES-256-GCM, the
+    `patient_ref` as associated data). Once the key is shredded it decodes as erased.
+    Stores written before encryption (`data` in clear) still read."""
+
+    type = Personal
+    name = "personal"
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def encode(self, obj: Personal) -> dict[str, Any]:
+        if obj.data is None:
+            return {"patient_ref": obj.patient_ref, "data": None}
+        sealed = self.keyring.encrypt(obj.patient_ref, orjson.dumps(obj.data))
+        return {"patient_ref": obj.patient_ref,
+                "sealed": base64.b64encode(sealed).decode("ascii")}
+
+    def decode(self, data: dict[str, Any]) -> Personal:
+        patient_ref = data["patient_ref"]
+        sealed = data.get("sealed")
+        if sealed is None:
+            return Personal(patient_ref, data.get("data"))
+        plain = self.keyring.decrypt(patient_ref, base64.b64decode(sealed))
+        return Personal(patient_ref, None if plain is None else orjson.loads(plain))
+
+
+def default_transcodings(keyring: Keyring | None = None) -> list[Transcoding]:
+    """The value types events may hold; with a keyring, personal data is encrypted."""
+    personal: Transcoding = PersonalInClear() if keyring is None \
+        else PersonalEncrypted(keyring)
     return [DatetimeAsISO(), DateAsISO(), UUIDAsHex(), SpacingRuleAsDict(), PhaseAsDict(),
-            ProtocolAsDict(), ProductAsDict(), PersonalInClear()]
+            ProtocolAsDict(), ProductAsDict(), personal]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,10 +20,15 @@ from coursebook.domain.ids import CLINIC_ID, command_uuid
 __all__ = ["ClinicSettings", "CommandReceipt", "body_digest"]
 
 
-def body_digest(canonical: Any) -> str:
+def body_digest(canonical: Any, key: bytes | None = None) -> str:
     """A digest of a command's canonical body: enough to tell "same body" apart, while the
-    body itself (which may hold personal data) is never kept in the receipt."""
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    body itself (which may hold personal data) is never kept in the receipt. With `key`
+    (the application passes one derived from the master key) it is an HMAC, so nobody
+    holding only the store can confirm a guess of the personal data it covers."""
+    data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+    if key is not None:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 class CommandReceipt(Aggregate):

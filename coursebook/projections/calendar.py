@@ -72,47 +72,45 @@ def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, A
     return day, entry
 
 
-class _Lazy:
-    """An event body read from its stored JSON one field at a time; its class name is the
-    event's, which is all `CourseState.apply` dispatches on. Values of registered types
-    are rebuilt by the transcoder, with fast paths for the common ones; protocols and
-    spacing rules are immutable values, so equal stored forms share one object."""
+class _Body:
+    """An event body read from its stored JSON: its fields as attributes, its class name
+    the event's (all `CourseState.apply` dispatches on). `converter` rebuilds the values
+    of registered types, with fast paths for the common ones; personal fields are never
+    decoded (None) and products are left in their stored form (the calendar never looks
+    inside them). Protocols and spacing rules are immutable values, so equal stored forms
+    share one object."""
 
-    __slots__ = ("_data",)
-    revive: Callable[[Any], Any] = staticmethod(lambda value: value)
     shared: dict[Any, Any] = {}  # one cache for every event class
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            value = self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-        kind = type(value)
-        if kind is dict:
-            stored = value.get("_type_")
-            if stored == "datetime_iso":
-                return dt.datetime.fromisoformat(value["_data_"])
-            if stored == "spacing_rule":
-                numbers = tuple(value["_data_"])
-                rule = self.shared.get(numbers)
-                if rule is None:
-                    rule = self.shared[numbers] = SpacingRule(*numbers)
-                return rule
-            if stored == "protocol":
-                body = orjson.dumps(value)
-                protocol = self.shared.get(body)
-                if protocol is None:
-                    protocol = self.shared[body] = self.revive(value)
-                return protocol
-            return None if name in PERSONAL_FIELDS else self.revive(value)
-        if kind is list:
-            if not value or type(value[0]) is str or name in UNREAD_FIELDS:
-                return value
-            return self.revive(value)
-        return value
+    @classmethod
+    def convert(cls, data: dict[str, Any], revive: Callable[[Any], Any]) -> Any:
+        shared = cls.shared
+        for name, value in data.items():
+            kind = type(value)
+            if kind is dict:
+                stored = value.get("_type_")
+                if stored == "datetime_iso":
+                    data[name] = dt.datetime.fromisoformat(value["_data_"])
+                elif stored == "spacing_rule":
+                    numbers = tuple(value["_data_"])
+                    rule = shared.get(numbers)
+                    if rule is None:
+                        rule = shared[numbers] = SpacingRule(*numbers)
+                    data[name] = rule
+                elif stored == "protocol":
+                    body = orjson.dumps(value)
+                    protocol = shared.get(body)
+                    if protocol is None:
+                        protocol = shared[body] = revive(value)
+                    data[name] = protocol
+                else:
+                    data[name] = None if name in PERSONAL_FIELDS else revive(value)
+            elif kind is list and value and type(value[0]) is not str \
+                    and name not in UNREAD_FIELDS:
+                data[name] = revive(value)
+        event = cls.__new__(cls)
+        event.__dict__ = data
+        return event
 
 
 class CalendarProjection(ViewProjection):
@@ -133,7 +131,7 @@ class CalendarProjection(ViewProjection):
     def __init__(self, view: Any, app: Any) -> None:
         super().__init__(view, app)
         self.states: dict[Any, CourseState] = {}
-        self._classes: dict[str, type[_Lazy]] = {}
+        self._classes: dict[str, type[_Body]] = {}
         self._erased_topic = get_topic(PatientRecord.Erased)
         self._opened_topic = get_topic(TreatmentCourse.Opened)
         transcoder = app.mapper.transcoder
@@ -145,11 +143,9 @@ class CalendarProjection(ViewProjection):
     def _event(self, topic: str, state: bytes) -> Any:
         cls = self._classes.get(topic)
         if cls is None:
-            name = topic.rpartition(".")[2]
-            revive: Any = self._revive
-            cls = type(name, (_Lazy,), {"__slots__": (), "revive": staticmethod(revive)})
+            cls = type(topic.rpartition(".")[2], (_Body,), {})
             self._classes[topic] = cls
-        return cls(self.decode(state))
+        return cls.convert(self.decode(state), self._revive)  # type: ignore[arg-type]
 
     def _state_before(self, originator: Any, version: int) -> CourseState | None:
         """A course first met mid-history: fold its events before this one from the store."""

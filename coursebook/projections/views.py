@@ -265,14 +265,19 @@ class ViewProjection(Projection[ViewRecorder], ABC):
 
 def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
     """Stored event state to a plain dict, without building domain objects: orjson on the
-    bytes (after the mapper's cipher and compressor, when the store uses them). Values of
+    bytes (after the mapper's tag, cipher and compressor, when the store uses them). Values of
     registered types stay in their stored form `{"_type_": ..., "_data_": ...}`."""
     mapper: Any = app.mapper
     cipher, compressor = mapper.cipher, mapper.compressor
-    if cipher is None and compressor is None:
+    # A mapper that appends bytes of its own (the sealing mapper's tag) says how to
+    # take them off.
+    untagged: Callable[[bytes], bytes] | None = getattr(mapper, "untagged", None)
+    if cipher is None and compressor is None and untagged is None:
         return orjson.loads
 
     def decode(state: bytes) -> dict[str, Any]:
+        if untagged is not None:
+            state = untagged(state)
         if cipher is not None:
             state = cipher.decrypt(state)
         if compressor is not None:
@@ -356,6 +361,8 @@ class ViewRunner:
                 progress(end, max(head, end))
             if len(notifications) < self.page_size:
                 break
+        if progress is not None and head:
+            progress(head, head)  # the log's tail may hold no event of the view's topics
         return processed
 
     def _select(self, start: int, until: int | None) -> list[Row]:

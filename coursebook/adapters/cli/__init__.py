@@ -21,6 +21,7 @@ from coursebook.adapters.cli import (
     importing,
     projections,
     store,
+    verify,
 )
 from coursebook.adapters.cli.common import Context, run
 
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               backup):
+               verify, backup):
     module.register(cli)
 
 

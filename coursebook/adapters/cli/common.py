@@ -12,12 +12,16 @@ import attrs
 import click
 import orjson
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import (
+    InterfaceError,
+    MapperDeserialisationError,
+    OperationalError,
+)
 from rich.console import Console
 from rich.table import Table
 
 from coursebook.adapters.logs import configure_logging
-from coursebook.adapters.persistence import open_store, resolve_target
+from coursebook.adapters.persistence import DAMAGED, open_store, resolve_target
 from coursebook.application import Coursebook
 from coursebook.domain.commands import parse_timestamp
 from coursebook.errors import CoursebookError, Rejected, StoreUnavailable
@@ -139,6 +143,9 @@ def run(command: click.Command) -> int:
     except CoursebookError as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_USAGE
+    except MapperDeserialisationError:  # tampered beyond decoding: `verify` names it
+        click.echo(f"coursebook: {DAMAGED}", err=True)
+        return EXIT_STORE
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the last line of defence: never a traceback

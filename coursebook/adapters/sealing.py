@@ -1,0 +1,415 @@
+"""Tamper evidence (CONTRACT section 7): event tags, the seal chain, and `verify`.
+
+Two layers, both keyed by the integrity key derived from the master key (kept outside the
+store), so whoever can write the database cannot forge them:
+
+1. **Event tags.** The mapper appends to every stored event an HMAC-SHA256 over its
+   aggregate id, version, topic and stored bytes (the ciphertext of personal data, never
+   the clear text, so erasure changes nothing). A changed byte, or state moved to another
+   row, is found even before the chain below has reached the event.
+2. **The seal chain.** A tracking catch-up (`catch_up`, run after each import, and before
+   `verify`) walks the notification log in recording order and records, per event, two
+   links: one chained across the whole log, one chained per aggregate (course,
+   practitioner, patient). Its tracked position is a library `Tracking` record written in
+   the same transaction, so writers never contend for the chain. A deleted, inserted or
+   reordered event no longer matches the links; removing the newest events together with
+   their links is caught by comparing with a head written earlier (`--seal` / `--against`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Iterator
+from typing import Any, Protocol
+from uuid import UUID
+
+import attrs
+import orjson
+from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
+    IntegrityError,
+    Mapper,
+    StoredEvent,
+    Tracking,
+    Transcoder,
+)
+
+__all__ = ["SEAL_TABLE", "Link", "SealHead", "SealingMapper", "catch_up", "event_tag",
+           "seal_table_for", "verify_store"]
+
+SEAL_TABLE = "seal_chain"
+SEAL_NAME = "seal_chain"  # the tracking record's application name
+TAG_LEN = 32
+GENESIS = bytes(32)
+_PAGE = 500
+
+
+def _hex(value: UUID | str) -> str:
+    return value.hex if isinstance(value, UUID) else UUID(str(value)).hex
+
+
+def event_tag(key: bytes, originator_id: UUID | str, version: int, topic: str,
+              payload: bytes) -> bytes:
+    mac = hmac.new(key, b"coursebook event\0", hashlib.sha256)
+    mac.update(f"{_hex(originator_id)}\0{version}\0{topic}\0".encode())
+    mac.update(payload)
+    return mac.digest()
+
+
+def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: str,
+             version: int, tag: bytes) -> bytes:
+    scope = b"log" if position is not None else b"aggregate"
+    mac = hmac.new(key, b"coursebook seal " + scope + b"\0", hashlib.sha256)
+    mac.update(previous)
+    mac.update(f"{position}\0{originator_id}\0{version}\0".encode())
+    mac.update(tag)
+    return mac.digest()
+
+
+class SealingMapper(Mapper[UUID]):
+    """The library's mapper, plus a tag on every stored event (stripped when read)."""
+
+    def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None,
+                 cipher: Cipher | None = None, *, key: bytes) -> None:
+        super().__init__(transcoder, compressor=compressor, cipher=cipher)
+        self.key = key
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        tag = event_tag(self.key, stored.originator_id, stored.originator_version,
+                        stored.topic, stored.state)
+        return StoredEvent(originator_id=stored.originator_id,
+                           originator_version=stored.originator_version,
+                           topic=stored.topic, state=stored.state + tag)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return super().to_domain_event(StoredEvent(
+            originator_id=stored_event.originator_id,
+            originator_version=stored_event.originator_version,
+            topic=stored_event.topic, state=self.untagged(stored_event.state)))
+
+    @staticmethod
+    def untagged(state: bytes) -> bytes:
+        """The state as the library's mapper wrote it (the tag is checked by `verify`)."""
+        return state[:-TAG_LEN]
+
+
+@attrs.frozen
+class Link:
+    position: int
+    originator_id: str
+    originator_version: int
+    course_mac: bytes
+    log_mac: bytes
+
+
+@attrs.frozen
+class SealHead:
+    """The head of the chain, written by `verify --seal` to a file kept elsewhere."""
+
+    position: int
+    log_mac: str
+    events: int
+
+    def dumps(self, now: dt.datetime) -> bytes:
+        return orjson.dumps({"position": self.position, "log_mac": self.log_mac,
+                             "events": self.events,
+                             "sealed_at": now.astimezone(dt.UTC).isoformat()},
+                            option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def loads(cls, data: bytes) -> SealHead:
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or not isinstance(doc.get("position"), int) \
+                or not isinstance(doc.get("log_mac"), str) \
+                or not isinstance(doc.get("events"), int):
+            raise ValueError("not a coursebook seal file")
+        return cls(doc["position"], doc["log_mac"], doc["events"])
+
+
+class SealTable(Protocol):
+    def tracked(self) -> int: ...
+
+    def link(self, position: int) -> Link | None: ...
+
+    def last_course_mac(self, originator_id: str) -> bytes | None: ...
+
+    def append(self, links: list[Link]) -> None: ...
+
+    def links(self) -> Iterator[Link]: ...
+
+
+class MemorySealTable:
+    def __init__(self) -> None:
+        self.rows: dict[int, Link] = {}
+        self.position = 0
+
+    def tracked(self) -> int:
+        return self.position
+
+    def link(self, position: int) -> Link | None:
+        return self.rows.get(position)
+
+    def last_course_mac(self, originator_id: str) -> bytes | None:
+        found = [k for k in self.rows.values() if k.originator_id == originator_id]
+        return found[-1].course_mac if found else None
+
+    def append(self, links: list[Link]) -> None:
+        if any(k.position in self.rows for k in links):
+            raise IntegrityError("already sealed")
+        for k in links:
+            self.rows[k.position] = k
+        self.position = max(self.position, links[-1].position)
+
+    def links(self) -> Iterator[Link]:
+        yield from sorted(self.rows.values(), key=lambda k: k.position)
+
+
+class _SQLSealTable:
+    """The seal links in their own table, the position in the library's tracking table."""
+
+    placeholder = "?"
+
+    def __init__(self, datastore: Any, tracking: Any, *, create: bool) -> None:
+        self.datastore = datastore
+        self.tracking = tracking
+        if create:
+            tracking.create_table()
+            with datastore.transaction(commit=True) as c:
+                c.execute(self.create_statement)
+                c.execute(f"CREATE INDEX IF NOT EXISTS {SEAL_TABLE}_aggregate "
+                          f"ON {SEAL_TABLE} (originator_id, originator_version)")
+
+    create_statement = ""
+
+    def _row(self, row: Any) -> Link:
+        return Link(int(row[0]), str(row[1]), int(row[2]), bytes(row[3]), bytes(row[4]))
+
+    def tracked(self) -> int:
+        return int(self.tracking.max_tracking_id(SEAL_NAME) or 0)
+
+    def link(self, position: int) -> Link | None:
+        p = self.placeholder
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT position, originator_id, originator_version, course_mac, "
+                      f"log_mac FROM {SEAL_TABLE} WHERE position={p}", (position,))
+            row = c.fetchone()
+        return None if row is None else self._row(self._tuple(row))
+
+    def last_course_mac(self, originator_id: str) -> bytes | None:
+        p = self.placeholder
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT course_mac FROM {SEAL_TABLE} WHERE originator_id={p} "
+                      "ORDER BY originator_version DESC LIMIT 1", (originator_id,))
+            row = c.fetchone()
+        return None if row is None else bytes(self._tuple(row)[0])
+
+    def append(self, links: list[Link]) -> None:
+        p = self.placeholder
+        with self.datastore.transaction(commit=True) as c:
+            for k in links:
+                c.execute(f"INSERT INTO {SEAL_TABLE} (position, originator_id, "
+                          f"originator_version, course_mac, log_mac) "
+                          f"VALUES ({p}, {p}, {p}, {p}, {p})",
+                          (k.position, k.originator_id, k.originator_version, k.course_mac,
+                           k.log_mac))
+            self.tracking._insert_tracking(c, Tracking(SEAL_NAME, links[-1].position))
+
+    def links(self) -> Iterator[Link]:
+        p = self.placeholder
+        after = -1
+        while True:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(f"SELECT position, originator_id, originator_version, course_mac, "
+                          f"log_mac FROM {SEAL_TABLE} WHERE position>{p} "
+                          f"ORDER BY position LIMIT {_PAGE}", (after,))
+                rows = [self._row(self._tuple(r)) for r in c.fetchall()]
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].position
+
+    @staticmethod
+    def _tuple(row: Any) -> tuple[Any, ...]:
+        return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+class SQLiteSealTable(_SQLSealTable):
+    create_statement = (f"CREATE TABLE IF NOT EXISTS {SEAL_TABLE} ("
+                        "position INTEGER PRIMARY KEY, originator_id TEXT NOT NULL, "
+                        "originator_version INTEGER NOT NULL, course_mac BLOB NOT NULL, "
+                        "log_mac BLOB NOT NULL)")
+
+
+class PostgresSealTable(_SQLSealTable):
+    placeholder = "%s"
+    create_statement = (f"CREATE TABLE IF NOT EXISTS {SEAL_TABLE} ("
+                        "position bigint PRIMARY KEY, originator_id text NOT NULL, "
+                        "originator_version bigint NOT NULL, course_mac bytea NOT NULL, "
+                        "log_mac bytea NOT NULL)")
+
+
+def seal_table_for(recorder: Any, *, create: bool) -> SealTable:
+    """The seal table living in the same database as the application's recorder."""
+    datastore = getattr(recorder, "datastore", None)
+    module = type(recorder).__module__
+    if datastore is not None and module == "eventsourcing.sqlite":
+        from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+        return SQLiteSealTable(datastore, SQLiteTrackingRecorder(datastore), create=create)
+    if datastore is not None and module == "eventsourcing.postgres":
+        from eventsourcing.postgres import PostgresTrackingRecorder
+
+        tracking = PostgresTrackingRecorder(datastore, tracking_table_name="seal_tracking")
+        return PostgresSealTable(datastore, tracking, create=create)
+    return MemorySealTable()
+
+
+def _notifications(app: Any, after: int) -> Iterator[Any]:
+    while True:
+        page = app.recorder.select_notifications(start=after, limit=_PAGE,
+                                                 inclusive_of_start=False)
+        if not page:
+            return
+        yield from page
+        after = page[-1].id
+
+
+def catch_up(app: Any) -> int:
+    """Seals every event recorded since the chain's tracked position; returns how many.
+
+    Safe to run from several processes: a catch-up that loses the race stops quietly."""
+    table: SealTable = app.seal_table
+    key: bytes = app.integrity_key
+    tracked = table.tracked()
+    head = table.link(tracked) if tracked else None
+    previous = head.log_mac if head is not None else GENESIS
+    courses: dict[str, bytes] = {}
+    sealed = 0
+    batch: list[Link] = []
+    try:
+        for n in _notifications(app, tracked):
+            oid = _hex(n.originator_id)
+            tag = bytes(n.state[-TAG_LEN:])
+            before = courses.get(oid)
+            if before is None:
+                before = table.last_course_mac(oid) or GENESIS
+            link = Link(n.id, oid, n.originator_version,
+                        link_mac(key, before, None, oid, n.originator_version, tag),
+                        link_mac(key, previous, n.id, oid, n.originator_version, tag))
+            courses[oid], previous = link.course_mac, link.log_mac
+            batch.append(link)
+            if len(batch) >= _PAGE:
+                table.append(batch)
+                sealed += len(batch)
+                batch = []
+        if batch:
+            table.append(batch)
+            sealed += len(batch)
+    except IntegrityError:
+        return sealed  # another process sealed these events first
+    return sealed
+
+
+def _subject(app: Any, originator_id: str) -> str | None:
+    """A readable name for an aggregate, from its first event (None if unreadable)."""
+    try:
+        first = app.recorder.select_events(UUID(originator_id), lte=1)
+        event = app.mapper.to_domain_event(first[0])
+    except Exception:  # deleted or tampered beyond decoding: the id still names it
+        return None
+    for attribute, label in (("course_id", "course"), ("practitioner_id", "practitioner"),
+                             ("patient_ref", "patient"), ("command_id", "command")):
+        value = getattr(event, attribute, None)
+        if isinstance(value, str):
+            return f"{label} {value}"
+    return str(type(event).__qualname__.split(".")[0])
+
+
+def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]:
+    """Checks every stored event against its tag and the seal chain (catching up first).
+
+    Returns `{"ok", "events", "problems", "head"}`; problems are ordered by position, so
+    the first one names the first bad place."""
+    catch_up(app)
+    table: SealTable = app.seal_table
+    key: bytes = app.integrity_key
+    tracked = table.tracked()
+    pending = iter(table.links())
+    next_link = next(pending, None)
+    problems: list[dict[str, Any]] = []
+    versions: dict[str, int] = {}
+    course_prev: dict[str, bytes] = {}
+    log_prev = GENESIS
+    events = 0
+    head_mac = GENESIS
+
+    def problem(position: int, oid: str, version: int, text: str) -> None:
+        problems.append({"position": position, "subject": oid, "version": version,
+                         "problem": text})
+
+    def resync(link: Link) -> None:
+        nonlocal log_prev, head_mac
+        log_prev = link.log_mac
+        course_prev[link.originator_id] = link.course_mac
+        head_mac = link.log_mac
+
+    for n in _notifications(app, 0):
+        events += 1
+        oid, version = _hex(n.originator_id), n.originator_version
+        while next_link is not None and next_link.position < n.id:
+            problem(next_link.position, next_link.originator_id,
+                    next_link.originator_version, "this sealed event was deleted")
+            resync(next_link)
+            next_link = next(pending, None)
+        state = bytes(n.state)
+        tag = state[-TAG_LEN:]
+        if len(state) <= TAG_LEN or not hmac.compare_digest(
+                tag, event_tag(key, oid, version, n.topic, state[:-TAG_LEN])):
+            problem(n.id, oid, version, "the stored event was changed (its tag does not "
+                                        "match its content)")
+        expected = versions.get(oid, 0) + 1
+        if version != expected:
+            problem(n.id, oid, version, f"version {version} comes where version {expected} "
+                                        "was due: events were deleted or reordered")
+        versions[oid] = max(version, versions.get(oid, 0))
+        link = next_link if next_link is not None and next_link.position == n.id else None
+        if link is not None:
+            next_link = next(pending, None)
+            if (link.originator_id, link.originator_version) != (oid, version):
+                problem(n.id, oid, version, "another event held this position when it was "
+                                            "sealed: events were reordered or replaced")
+            elif not hmac.compare_digest(link.log_mac, link_mac(
+                    key, log_prev, n.id, oid, version, tag)) or not hmac.compare_digest(
+                    link.course_mac, link_mac(key, course_prev.get(oid, GENESIS), None,
+                                              oid, version, tag)):
+                problem(n.id, oid, version, "the seal chain does not match this event: it "
+                                            "was rewritten, or events before it removed")
+            resync(link)
+        elif n.id <= tracked:
+            problem(n.id, oid, version, "this event is not in the seal chain: it was "
+                                        "inserted or its seal removed")
+    while next_link is not None:
+        problem(next_link.position, next_link.originator_id, next_link.originator_version,
+                "this sealed event was deleted")
+        next_link = next(pending, None)
+    if against is not None:
+        sealed = table.link(against.position)
+        if sealed is None or sealed.log_mac.hex() != against.log_mac:
+            problems.append({"position": against.position, "subject": None, "version": None,
+                             "problem": "the chain no longer holds the head sealed earlier: "
+                                        "events recorded before that seal were removed or "
+                                        "changed"})
+    problems.sort(key=lambda p: p["position"])
+    names: dict[str, str | None] = {}
+    for p in problems:
+        if p["subject"] is not None:
+            oid = p["subject"]
+            if oid not in names:
+                names[oid] = _subject(app, oid)
+            p["subject"] = names[oid] or oid
+    return {"ok": not problems, "events": events, "problems": problems,
+            "head": SealHead(tracked, head_mac.hex(), events)}
