@@ -517,7 +517,8 @@ def _master_key(env: Mapping[str, str] | None) -> MasterKey:
     target = None
     if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
         target = settings["SQLITE_DBNAME"]
-    elif module == "eventsourcing.postgres":
+    elif module.partition(":")[0] in {"eventsourcing.postgres",
+                                      "coursebook.adapters.pg_schema"}:
         target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
                   f"{settings.get('POSTGRES_PORT') or 5432}/"
                   f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from coursebook.adapters.keys import new_master_key_text
 from coursebook.adapters.persistence import open_store
 from tests.e2e.test_cli import COURSE, jsonl
 from tests.integration.ledger import read_ledger
@@ -35,7 +36,7 @@ def store(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_backup_is_a_store_that_answers_like_the_original(
+def test_the_backup_and_its_key_file_answer_like_the_original(
         store: Path, tmp_path: Path) -> None:
     copy = tmp_path / "backups" / "monday.db"
     copy.parent.mkdir()
@@ -43,25 +44,28 @@ def test_the_backup_is_a_store_that_answers_like_the_original(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backup"] == str(copy)
-    assert report["key_file"] is None
     assert report["bytes"] == copy.stat().st_size > 0
+    key = Path(f"{copy}.key")  # init made the store's key file: it travels with it
+    assert report["key_file"] == str(key)
+    assert key.read_bytes() == Path(f"{store}.key").read_bytes()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["monday.db", "monday.db.key"]
     shown = [coursebook("--format", "json", "course", "history", "C1", db=db).stdout
              for db in (store, copy)]
     assert shown[0] == shown[1]
     assert json.loads(shown[1])[-1]["event"] == "SessionGiven"
-    assert sorted(p.name for p in copy.parent.iterdir()) == ["monday.db"]  # one file
 
 
-def test_the_key_file_is_copied_beside_the_backup_for_its_owner_only(
-        store: Path, tmp_path: Path) -> None:
-    Path(f"{store}.key").write_bytes(b"the store's master key\n")
-    copy = tmp_path / "copy.db"
-    result = coursebook("--format", "json", "backup", str(copy), db=store)
+def test_with_the_master_key_in_the_environment_there_is_no_key_file_to_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSEBOOK_MASTER_KEY", new_master_key_text())
+    store = tmp_path / "env-keyed.db"
+    assert coursebook("init", db=store).returncode == 0
+    assert not Path(f"{store}.key").exists()
+    result = coursebook("--format", "json", "backup", str(tmp_path / "copy.db"), db=store)
     assert result.returncode == 0, result.stderr
-    key = Path(f"{copy}.key")
-    assert json.loads(result.stdout)["key_file"] == str(key)
-    assert key.read_bytes() == b"the store's master key\n"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert json.loads(result.stdout)["key_file"] is None
+    assert coursebook("course", "history", "C1", db=tmp_path / "copy.db").returncode == 1
 
 
 def test_an_existing_file_is_never_overwritten(store: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from coursebook.adapters.cli.importing import apply_lines
+from coursebook.adapters.keys import MASTER_KEY_ENV, new_master_key_text
 from coursebook.adapters.persistence import is_postgres, open_store
 from coursebook.application import Coursebook
 from coursebook.projections import read_models
@@ -127,7 +128,11 @@ def kill_at_random(process: subprocess.Popen[bytes], reader: Coursebook, rng: ra
 
 @pytest.mark.slow
 def test_a_writer_killed_at_random_points_leaves_whole_commands_and_resumes_exactly(
-        shared_target: str, tmp_path: Path, observed: Callable[[str], None]) -> None:
+        shared_target: str, tmp_path: Path, observed: Callable[[str], None],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # One master key for the store, its processes and the clean run, so that keyed
+    # digests (receipts) compare equal.
+    monkeypatch.setenv(MASTER_KEY_ENV, new_master_key_text())
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     source = tmp_path / "many.jsonl"
     data = b"".join(json.dumps(c).encode() + b"\n" for c in commands())
