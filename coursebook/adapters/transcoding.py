@@ -55,16 +55,23 @@ class OrjsonTranscoder(Transcoder):
         return self._revive(orjson.loads(data))
 
     def _revive(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            if len(value) == 2 and _TYPE in value and _DATA in value:
+        """Typed values back from their `{_type_, _data_}` form. The decoded document is
+        fresh, so containers are revived in place and scalars are never visited."""
+        kind = type(value)
+        if kind is dict:
+            if _TYPE in value and len(value) == 2 and _DATA in value:
                 transcoding = self.names.get(value[_TYPE])
                 if transcoding is None:
                     raise TranscodingNotRegisteredError(
                         f"No transcoding registered for {value[_TYPE]!r}")
                 return transcoding.decode(self._revive(value[_DATA]))
-            return {k: self._revive(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._revive(v) for v in value]
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    value[key] = self._revive(item)
+        elif kind is list:
+            for i, item in enumerate(value):
+                if type(item) is dict or type(item) is list:
+                    value[i] = self._revive(item)
         return value
 
 
