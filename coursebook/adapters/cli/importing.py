@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -22,8 +22,10 @@ from coursebook.adapters.cli.common import (
     table,
     user_error,
 )
-from coursebook.application import Coursebook
 from coursebook.errors import Code, Rejected
+
+if TYPE_CHECKING:
+    from coursebook.application import Coursebook
 
 BOM = b"\xef\xbb\xbf"
 
