@@ -70,12 +70,17 @@ class Coursebook(Application[UUID]):
 
     name = "coursebook"
 
+    CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000"}
+    """The library's aggregate cache: a command loads its course, actor and patient from
+    memory, fast-forwarded with the events stored since (so other writers are seen), and
+    gets a deep copy (so a refused or failed command never changes the cached one)."""
+
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
                  catalogue: Catalogue | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         self.catalogue = catalogue or default_catalogue()
         self._zone: ZoneInfo | None = None
-        super().__init__(env)
+        super().__init__({**self.CACHE, **(env or {})})
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -90,7 +95,7 @@ class Coursebook(Application[UUID]):
     # -- the store's clinic settings -----------------------------------------------------
     def initialise(self, timezone: str | None = None) -> str:
         """Creates the clinic settings once; returns the zone (never changes it)."""
-        settings = self._get(ClinicSettings, CLINIC_ID)
+        settings = self._peek(ClinicSettings, CLINIC_ID)
         if settings is not None:
             if timezone is not None and timezone != settings.timezone:
                 raise Rejected(Code.INVALID, f"timezone: the store's zone is "
@@ -107,14 +112,14 @@ class Coursebook(Application[UUID]):
     @property
     def zone(self) -> ZoneInfo:
         if self._zone is None:
-            settings = self._get(ClinicSettings, CLINIC_ID)
+            settings = self._peek(ClinicSettings, CLINIC_ID)
             if settings is None:
                 raise StoreUnavailable("the store holds no clinic settings (run init)")
             self._zone = ZoneInfo(settings.timezone)
         return self._zone
 
     def is_initialised(self) -> bool:
-        return self._get(ClinicSettings, CLINIC_ID) is not None
+        return self._peek(ClinicSettings, CLINIC_ID) is not None
 
     # -- commands ----------------------------------------------------------------------
     def execute(self, raw: Any) -> Outcome:
@@ -143,7 +148,7 @@ class Coursebook(Application[UUID]):
         return outcome
 
     def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
-        receipt = self._get(CommandReceipt, command_uuid(command_id))
+        receipt = self._peek(CommandReceipt, command_uuid(command_id))
         if receipt is None:
             return None
         if receipt.digest != digest:
@@ -169,8 +174,19 @@ class Coursebook(Application[UUID]):
 
     # -- loading -----------------------------------------------------------------------
     def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        """An aggregate the command may change (a copy of the cached one), or None."""
         try:
             aggregate: Any = self.repository.get(aggregate_id, projector_func=_project)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _peek(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        """An aggregate only read, never changed or saved: the cached one itself (no copy),
+        or None."""
+        try:
+            aggregate: Any = self.repository.get(aggregate_id, projector_func=_project,
+                                                 deepcopy_from_cache=False)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, cls) else None
@@ -185,8 +201,9 @@ class Coursebook(Application[UUID]):
         return found
 
     def _context(self, command: ParsedCommand, patient_ref: str) -> Context:
-        practitioner = self._practitioner(command.actor)
-        patient = self._patient(patient_ref)
+        practitioner: PractitionerRecord | None = self._peek(
+            PractitionerRecord, practitioner_uuid(command.actor))
+        patient: PatientRecord | None = self._peek(PatientRecord, patient_uuid(patient_ref))
         return Context(zone=self.zone, now=self.clock.now(),
                        practitioner=None if practitioner is None else practitioner.for_rules(),
                        erased=patient is not None and patient.erased,
@@ -224,7 +241,7 @@ class Coursebook(Application[UUID]):
 
     def _open_course(self, c: ParsedCommand) -> tuple[str, int | None, list[Any]]:
         f = c.fields
-        existing = self._get(TreatmentCourse, course_uuid(f["course_id"]))
+        existing = self._peek(TreatmentCourse, course_uuid(f["course_id"]))
         self._check_version(c, existing.version if existing else 0)
         if existing is not None:
             raise Rejected(Code.ALREADY_EXISTS, f"course {f['course_id']!r} already exists",
@@ -264,7 +281,8 @@ class Coursebook(Application[UUID]):
         if c.name == "record_consultation":
             fields["screening"] = _jsonable(fields["screening"])
         if c.name == "schedule_session" and fields.get("practitioner_id") is not None \
-                and self._practitioner(fields["practitioner_id"]) is None:
+                and self._peek(PractitionerRecord,
+                               practitioner_uuid(fields["practitioner_id"])) is None:
             raise Rejected(Code.NOT_FOUND, f"practitioner {fields['practitioner_id']!r} is "
                            "not registered", "practitioner_id")
         ctx = self._context(c, course.state.patient_ref)
