@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import deepcopy
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
@@ -80,6 +81,7 @@ class Coursebook(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.catalogue = catalogue or default_catalogue()
         self._zone: ZoneInfo | None = None
+        self._batch: _Batch | None = None
         super().__init__({**self.CACHE, **(env or {})})
 
     def construct_transcoder(self) -> Transcoder:
@@ -125,26 +127,77 @@ class Coursebook(Application[UUID]):
     def execute(self, raw: Any) -> Outcome:
         """Applies one command given as a JSON-like dict; raises `Rejected` if refused."""
         started = time.perf_counter()
-        name = raw.get("command") if isinstance(raw, dict) else None
-        name = name if isinstance(name, str) and name in COMMANDS else "?"
-        command_id: str | None = None
+        seen: list[str | None] = [None]
         try:
-            command_id = read_command_id(raw)
-            digest = body_digest(canonical_body(raw))
-            outcome = self._settle_known(command_id, name, digest)
-            if outcome is None:
-                command = parse_command(raw)
-                subject, version, aggregates = _HANDLERS[command.name](self, command)
-                outcome = self._commit(command, digest, subject, version, aggregates)
+            outcome = self._decide(raw, seen)
         except Rejected as rejected:
-            log.info("command", command=name, command_id=command_id, outcome="rejected",
-                     code=str(rejected.code), field=rejected.field,
-                     duration_ms=round((time.perf_counter() - started) * 1000, 3))
+            _log_result(raw, seen[0], rejected, time.perf_counter() - started)
             raise
-        log.info("command", command=name, command_id=command_id, outcome=outcome.status,
-                 subject=outcome.subject if name != "erase_patient" else None,
-                 version=outcome.version,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        _log_result(raw, seen[0], outcome, time.perf_counter() - started)
+        return outcome
+
+    def execute_batch(self, raws: Sequence[Any], *,
+                      stop_on_error: bool = False) -> list[Outcome | Rejected]:
+        """Applies commands in order, each atomic, all recorded in one transaction.
+
+        Each command is decided against the state its predecessors left (kept in memory
+        until the batch is recorded) exactly as `execute` would decide it; a refused one
+        records nothing. The events and receipts of the accepted ones are then written
+        together: one commit for the batch instead of one per command. If the store
+        refuses the batch (another writer changed one of its records meanwhile), none of
+        it was recorded, and the commands are applied again one by one. Returns, per
+        command applied (all of them, or up to the first refusal with `stop_on_error`),
+        its `Outcome` or the `Rejected` that refused it. Log lines are written once the
+        outcomes are final.
+        """
+        results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
+        self._batch = _Batch()
+        try:
+            for raw in raws:
+                started = time.perf_counter()
+                seen: list[str | None] = [None]
+                result: Outcome | Rejected
+                try:
+                    result = self._decide(raw, seen)
+                except Rejected as rejected:
+                    result = rejected
+                results.append((raw, seen[0], result, time.perf_counter() - started))
+                if stop_on_error and isinstance(result, Rejected):
+                    break
+            batch, self._batch = self._batch, None
+            if batch.events:
+                processing: ProcessingEvent[UUID] = ProcessingEvent()
+                processing.collect_events(*batch.events)
+                try:
+                    self._notify(self._record(processing))
+                except IntegrityError:
+                    return self._one_by_one([raw for raw, *_ in results], stop_on_error)
+        finally:
+            self._batch = None
+        for raw, command_id, result, took in results:
+            _log_result(raw, command_id, result, took)
+        return [result for _, _, result, _ in results]
+
+    def _one_by_one(self, raws: list[Any], stop_on_error: bool) -> list[Outcome | Rejected]:
+        results: list[Outcome | Rejected] = []
+        for raw in raws:
+            try:
+                results.append(self.execute(raw))
+            except Rejected as rejected:
+                results.append(rejected)
+                if stop_on_error:
+                    break
+        return results
+
+    def _decide(self, raw: Any, seen: list[str | None]) -> Outcome:
+        command_id = seen[0] = read_command_id(raw)
+        name = raw.get("command")
+        digest = body_digest(canonical_body(raw))
+        outcome = self._settle_known(command_id, name, digest)
+        if outcome is None:
+            command = parse_command(raw)
+            subject, version, aggregates = _HANDLERS[command.name](self, command)
+            outcome = self._commit(command, digest, subject, version, aggregates)
         return outcome
 
     def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
@@ -161,6 +214,9 @@ class Coursebook(Application[UUID]):
         receipt = CommandReceipt.accept(recorded_at=self.clock.now(),
                                         command_id=command.command_id, command=command.name,
                                         digest=digest, subject=subject)
+        if self._batch is not None:
+            self._batch.hold(*aggregates, receipt)
+            return Outcome("applied", command.name, command.command_id, subject, version)
         try:
             self.save(*aggregates, receipt)
         except IntegrityError:
@@ -175,6 +231,9 @@ class Coursebook(Application[UUID]):
     # -- loading -----------------------------------------------------------------------
     def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
         """An aggregate the command may change (a copy of the cached one), or None."""
+        if self._batch is not None and aggregate_id in self._batch.aggregates:
+            held = deepcopy(self._batch.aggregates[aggregate_id])
+            return held if isinstance(held, cls) else None
         try:
             aggregate: Any = self.repository.get(aggregate_id, projector_func=_project)
         except AggregateNotFoundError:
@@ -184,6 +243,9 @@ class Coursebook(Application[UUID]):
     def _peek(self, cls: type[Any], aggregate_id: UUID) -> Any:
         """An aggregate only read, never changed or saved: the cached one itself (no copy),
         or None."""
+        if self._batch is not None and aggregate_id in self._batch.aggregates:
+            held = self._batch.aggregates[aggregate_id]
+            return held if isinstance(held, cls) else None
         try:
             aggregate: Any = self.repository.get(aggregate_id, projector_func=_project,
                                                  deepcopy_from_cache=False)
@@ -455,6 +517,35 @@ class Coursebook(Application[UUID]):
         patient_ref = events[0].patient_ref
         return history_documents(events, self.zone,
                                  shredded=self._erasure(patient_ref) is not None)
+
+
+class _Batch:
+    """Commands decided but not yet recorded: their events in order, and the aggregates
+    they left (what the next command of the batch must see)."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.aggregates: dict[UUID, Any] = {}
+
+    def hold(self, *aggregates: Any) -> None:
+        for aggregate in aggregates:
+            self.events.extend(aggregate.collect_events())
+            self.aggregates[aggregate.id] = aggregate
+
+
+def _log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,
+                seconds: float) -> None:
+    """The one log line per command: names, ids, outcome, code, duration; never a body."""
+    name = raw.get("command") if isinstance(raw, dict) else None
+    name = name if isinstance(name, str) and name in COMMANDS else "?"
+    duration_ms = round(seconds * 1000, 3)
+    if isinstance(result, Rejected):
+        log.info("command", command=name, command_id=command_id, outcome="rejected",
+                 code=str(result.code), field=result.field, duration_ms=duration_ms)
+        return
+    log.info("command", command=name, command_id=command_id, outcome=result.status,
+             subject=result.subject if name != "erase_patient" else None,
+             version=result.version, duration_ms=duration_ms)
 
 
 _HANDLERS: dict[str, Handler] = {
