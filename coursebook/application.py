@@ -476,9 +476,10 @@ class Coursebook(Application[UUID]):
         return self._call("erase_patient", locals())
 
     # -- queries -----------------------------------------------------------------------
-    def course_events(self, course_id: str) -> list[Any]:
-        """Every stored event of a course, in order (NOT_FOUND if there are none)."""
-        events = list(self.events.get(course_uuid(course_id)))
+    def course_events(self, course_id: str, *, up_to: int | None = None) -> list[Any]:
+        """Every stored event of a course (or its first `up_to`), in order (NOT_FOUND if
+        there are none)."""
+        events = list(self.events.get(course_uuid(course_id), lte=up_to))
         if not events:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
         return events
@@ -495,7 +496,7 @@ class Coursebook(Application[UUID]):
         """A course's state (CONTRACT section 5), now or at any moment (section 6)."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
-        all_events = self.course_events(course_id)
+        all_events = self.course_events(course_id, up_to=version)  # never decode beyond it
         if version is not None and version > len(all_events):
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} has {len(all_events)} "
                            "version(s)", "version")
