@@ -1,10 +1,11 @@
-"""How long `compliance --as-of` takes over a large store (figures only, no assertions).
+"""Where the time of `compliance --as-of` goes over a large store (figures only).
 
-    python benchmarks/compliance_asof.py [--courses 10000] [--store PATH] [--repeat 3]
+    python -m benchmarks.compliance_asof [--courses 10000] [--store PATH] [--repeat 3]
 
-Builds (or reuses, when `--store` names an existing file) a SQLite store of `--courses`
-courses of about 11 events each, written through the application like an import (so the
-log also holds receipts and patient records), then times:
+The suite (`python -m benchmarks`) reports the report's time as figure (d); this breaks it
+down. It builds (or reuses, when `--store` names an existing file) a SQLite store holding
+the synthetic clinic of `benchmarks.clinic` (`--courses` courses, about 13 commands
+each, imported as `coursebook import` does), then times:
 
 - the whole report as the command line computes it (read the log, decode, fold, judge),
 - the same split into its parts: reading and decoding the events, and folding + judging,
@@ -14,104 +15,42 @@ log also holds receipts and patient records), then times:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import logging
 import os
-import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
+from benchmarks.clinic import END, ZONE, clinic_commands
+from coursebook.adapters.cli.importing import apply_lines
 from coursebook.adapters.persistence import open_store
 from coursebook.clock import FixedClock
-from coursebook.errors import Rejected
 from coursebook.projections.compliance import (
     build_report,
     compliance_report,
     read_report_events,
 )
 
-ZONE = "Europe/Paris"
-START = dt.datetime(2024, 1, 8, 8, 0, tzinfo=dt.UTC)
-AS_OF = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
-SCREENING = {"pregnant": False, "breastfeeding": False, "active_infection_at_site": False,
-             "bleeding_disorder": False, "anticoagulants": False, "autoimmune_disease": False,
-             "diabetes": False, "heart_condition": False, "allergies": [], "medications": []}
-PRODUCT = {"name": "Profhilo", "lot": "PH-1", "expires_on": "2030-12-31"}
-
-
-def course_commands(rng: random.Random, n: int, opened: dt.datetime) -> list[dict[str, Any]]:
-    """About 11 commands for one skin course: open, consult, sessions, reactions, close."""
-    course_id, ids = f"C-{n:06d}", iter(range(100))
-
-    def cmd(name: str, at: dt.datetime, actor: str = "dr-1", **fields: Any) -> dict[str, Any]:
-        return {"command": name, "command_id": f"{course_id}-{next(ids)}",
-                "at": at.isoformat(), "actor": actor, **fields}
-
-    out = [cmd("open_course", opened, "desk", course_id=course_id, patient_ref=f"P-{n:06d}",
-               indication="skin_rejuvenation", planned_sessions=6,
-               patient={"name": "Synthetic Patient", "birth_date": "1980-01-01"}),
-           cmd("record_consultation", opened + dt.timedelta(minutes=30), course_id=course_id,
-               consent=True, screening={**SCREENING, "diabetes": rng.random() < 0.2})]
-    day = opened + dt.timedelta(hours=2)
-    for session_no in range(1, 7):
-        extra: dict[str, Any] = {}
-        if session_no > 1:
-            gap = rng.choice([10, 14, 18, 21, 25, 28, 33])
-            day += dt.timedelta(days=gap)
-            if gap < 14:
-                extra["spacing_override_reason"] = "Patient travels for work"
-        out.append(cmd("give_session", day, "nurse-1", course_id=course_id,
-                       products=[PRODUCT], areas=["face"], dose_ml=2.0, anaesthetic=None,
-                       **extra))
-        if rng.random() < 0.15:
-            severity = rng.choice([1, 2, 3, 4])
-            out.append(cmd("report_reaction", day + dt.timedelta(hours=20), "nurse-1",
-                           course_id=course_id, session_no=session_no, kind="swelling",
-                           severity=severity))
-            if severity >= 3:
-                reviewed = day + dt.timedelta(hours=20 + rng.choice([5, 80]))
-                out.append(cmd("review_reaction", reviewed,
-                               course_id=course_id, session_no=session_no,
-                               decision="continue"))
-    if rng.random() < 0.7:
-        out.append(cmd("complete_course", day + dt.timedelta(hours=1), course_id=course_id))
-    return out
+AS_OF = END
 
 
 def build_store(path: Path, courses: int) -> None:
-    clock = FixedClock(START)
-    app = open_store(str(path), create=True, clock=clock)
+    app = open_store(str(path), create=True, clock=FixedClock(END))
     app.initialise(ZONE)
-    rng = random.Random(2026)
-    for practitioner, role in (("dr-1", "physician"), ("nurse-1", "nurse")):
-        app.execute({"command": "register_practitioner", "command_id": f"reg-{practitioner}",
-                     "at": START.isoformat(), "actor": "admin",
-                     "practitioner_id": practitioner, "name": "Synthetic", "role": role,
-                     "license_number": f"L-{practitioner}", "license_expires_on": "2030-12-31"})
-    started, rejected = time.perf_counter(), Counter[str]()
-    for n in range(courses):
-        opened = START + dt.timedelta(hours=7 * n % (24 * 600))
-        for command in course_commands(rng, n, opened):
-            clock.set(max(dt.datetime.fromisoformat(command["at"]), clock.now()))
-            try:
-                app.execute(command)
-            except Rejected as refusal:
-                rejected[f"{command['command']} {refusal.code}"] += 1
-        if n and n % 1000 == 0:
-            print(f"  ... {n} courses ({time.perf_counter() - started:.0f} s)", flush=True)
-    clock.set(AS_OF)
+    started = time.perf_counter()
+    report = apply_lines(app, b"\n".join(orjson.dumps(c) for c in clinic_commands(courses)))
     app.close()
     print(f"built {courses} courses in {time.perf_counter() - started:.1f} s "
-          f"(refused: {dict(rejected) or 'none'})")
+          f"(applied {report['applied']}, duplicates {report['duplicates']}, "
+          f"refused {len(report['rejected'])})")
 
 
 def timed(label: str, repeat: int, work: Any, *, cpu: bool = True) -> Any:

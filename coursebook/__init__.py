@@ -6,9 +6,23 @@ the clocks. Everything else is reachable through its module but may change.
 
 from __future__ import annotations
 
-from coursebook.application import Coursebook, Outcome
+from typing import TYPE_CHECKING, Any
+
 from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Code, CoursebookError, Rejected, StoreUnavailable
 
+if TYPE_CHECKING:
+    from coursebook.application import Coursebook, Outcome
+
 __all__ = ["Clock", "Code", "Coursebook", "CoursebookError", "FixedClock", "Outcome",
            "Rejected", "StoreUnavailable", "SystemClock"]
+
+
+def __getattr__(name: str) -> Any:
+    """The application (and with it the event store library) is imported on first use, so
+    `import coursebook.adapters.cli` and `coursebook --help` stay quick."""
+    if name in ("Coursebook", "Outcome"):
+        from coursebook import application
+
+        return getattr(application, name)
+    raise AttributeError(f"module 'coursebook' has no attribute {name!r}")

@@ -64,17 +64,35 @@ class OrjsonTranscoder(Transcoder):
         return self._revive(value)
 
     def _revive(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            if len(value) == 2 and _TYPE in value and _DATA in value:
-                transcoding = self.names.get(value[_TYPE])
-                if transcoding is None:
-                    raise TranscodingNotRegisteredError(
-                        f"No transcoding registered for {value[_TYPE]!r}")
-                return transcoding.decode(self._revive(value[_DATA]))
-            return {k: self._revive(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._revive(v) for v in value]
+        """Typed values back from their `{_type_, _data_}` form. The decoded document is
+        fresh, so containers are revived in place, scalars are never visited, and a typed
+        value found in a container is decoded there without another call."""
+        if type(value) is dict:
+            if _TYPE in value and len(value) == 2 and _DATA in value:
+                return self._typed(value)
+            for key, item in value.items():
+                kind = type(item)
+                if kind is dict:
+                    value[key] = (self._typed(item)
+                                  if _TYPE in item and len(item) == 2 and _DATA in item
+                                  else self._revive(item))
+                elif kind is list:
+                    self._revive(item)
+        elif type(value) is list:
+            for i, item in enumerate(value):
+                if type(item) is dict or type(item) is list:
+                    value[i] = self._revive(item)
         return value
+
+    def _typed(self, wrapper: dict[str, Any]) -> Any:
+        transcoding = self.names.get(wrapper[_TYPE])
+        if transcoding is None:
+            raise TranscodingNotRegisteredError(
+                f"No transcoding registered for {wrapper[_TYPE]!r}")
+        data = wrapper[_DATA]
+        if type(data) is dict or type(data) is list:
+            data = self._revive(data)
+        return transcoding.decode(data)
 
 
 class DatetimeAsISO(Transcoding):

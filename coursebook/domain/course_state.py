@@ -22,6 +22,10 @@ CLOSED = frozenset({"completed", "discontinued"})
 
 @attrs.frozen
 class Override:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Override:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
     code: str
     justification: str
     by: str
@@ -30,6 +34,10 @@ class Override:
 
 @attrs.frozen
 class Scheduled:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Scheduled:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
     session_no: int
     planned_at: dt.datetime
     practitioner_id: str | None
@@ -38,6 +46,10 @@ class Scheduled:
 @attrs.frozen
 class GivenSession:
     """A session as given, with the decision that allowed it."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GivenSession:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
 
     session_no: int
     at: dt.datetime

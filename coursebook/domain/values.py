@@ -23,6 +23,10 @@ def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
 class SpacingRule:
     """Calendar days allowed between two consecutive sessions, and where the rule came from."""
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> SpacingRule:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
     min_days: int = attrs.field(validator=_positive)
     target_days: int = attrs.field(validator=_positive)
     max_days: int = attrs.field(validator=_positive)
@@ -41,6 +45,10 @@ class SpacingRule:
 class Phase:
     """Sessions `first`..`last` (open-ended when `last` is None) are spaced by `rule`."""
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Phase:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
     first: int = attrs.field(validator=_positive)
     last: int | None
     rule: SpacingRule
@@ -56,6 +64,10 @@ def _phases(phases: Iterable[Phase]) -> tuple[Phase, ...]:
 @attrs.frozen
 class Protocol:
     """One indication's spacing rules and plan bounds, as a versioned catalogue entry."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Protocol:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
 
     indication: str
     catalogue: str
@@ -82,6 +94,10 @@ class Protocol:
 @attrs.frozen
 class Product:
     """An injected product with its traceable lot."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Product:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
 
     name: str
     lot: str

@@ -6,25 +6,19 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 import click
 import orjson
-import structlog
-from eventsourcing.persistence import (
-    InterfaceError,
-    MapperDeserialisationError,
-    OperationalError,
-)
-from rich.console import Console
-from rich.table import Table
 
-from coursebook.adapters.logs import configure_logging
-from coursebook.adapters.persistence import DAMAGED, open_store, resolve_target
-from coursebook.application import Coursebook
-from coursebook.domain.commands import parse_timestamp
 from coursebook.errors import CoursebookError, Rejected, StoreUnavailable
+
+if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of them
+    from rich.console import Console
+    from rich.table import Table
+
+    from coursebook.application import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
            "emit", "run", "timestamp_option_value", "user_error"]
@@ -32,7 +26,6 @@ __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAG
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TAMPERED, EXIT_STORE = 0, 1, 2, 3, 4
 EXIT_INTERNAL = 70
 
-log = structlog.get_logger("coursebook.cli")
 
 
 class UserError(click.ClickException):
@@ -58,6 +51,9 @@ class Context:
         stream = None
         if log_file is not None:
             stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        from coursebook.adapters.logs import configure_logging
+        from coursebook.adapters.persistence import resolve_target
+
         configure_logging(stream=stream)
         return cls(resolve_target(target), output_format, stream)
 
@@ -67,6 +63,8 @@ class Context:
 
     @contextmanager
     def store(self, **kwargs: Any) -> Iterator[Coursebook]:
+        from coursebook.adapters.persistence import open_store
+
         try:
             app = open_store(self.target, **kwargs)
         except StoreUnavailable as error:
@@ -86,10 +84,14 @@ def emit(ctx: Context, document: Any, render: Callable[[Console], None] | None =
     if ctx.json or render is None:
         click.echo(dumps(document))
         return
+    from rich.console import Console
+
     render(Console(soft_wrap=False))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    from rich.table import Table
+
     out = Table(title=title, show_lines=False)
     for column in columns:
         out.add_column(column)
@@ -110,6 +112,8 @@ def not_found(ctx: Context, error: Rejected) -> None:
 def timestamp_option_value(value: str | None, option: str) -> dt.datetime | None:
     if value is None:
         return None
+    from coursebook.domain.commands import parse_timestamp
+
     try:
         return parse_timestamp(value, option)
     except Rejected as error:
@@ -135,21 +139,33 @@ def run(command: click.Command) -> int:
     except StoreUnavailable as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_STORE
-    except (OperationalError, InterfaceError) as error:  # the store went away mid-query
-        click.echo(f"coursebook: the store stopped answering ({type(error).__name__}); "
-                   "nothing partial is recorded, and a command sent again with its "
-                   "command_id applies at most once", err=True)
-        return EXIT_STORE
     except CoursebookError as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_USAGE
-    except MapperDeserialisationError:  # tampered beyond decoding: `verify` names it
-        click.echo(f"coursebook: {DAMAGED}", err=True)
-        return EXIT_STORE
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # the last line of defence: never a traceback
-        log.error("internal_error", error=type(error).__name__)
+    except Exception as error:  # the store's own errors, then the last line of defence
+        # Imported here: start-up (and `--help`) need none of the persistence modules.
+        from eventsourcing.persistence import (
+            InterfaceError,
+            MapperDeserialisationError,
+            OperationalError,
+        )
+
+        if isinstance(error, OperationalError | InterfaceError):  # gone away mid-query
+            click.echo(f"coursebook: the store stopped answering ({type(error).__name__}); "
+                       "nothing partial is recorded, and a command sent again with its "
+                       "command_id applies at most once", err=True)
+            return EXIT_STORE
+        if isinstance(error, MapperDeserialisationError):  # tampered beyond decoding
+            from coursebook.adapters.persistence import DAMAGED
+
+            click.echo(f"coursebook: {DAMAGED}", err=True)
+            return EXIT_STORE
+        import structlog
+
+        structlog.get_logger("coursebook.cli").error("internal_error",
+                                                     error=type(error).__name__)
         click.echo(f"coursebook: internal error ({type(error).__name__}); nothing partial "
                    "was recorded for the command being applied", err=True)
         return EXIT_INTERNAL

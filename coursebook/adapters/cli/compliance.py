@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.padding import Padding
-from rich.text import Text
 
 from coursebook.adapters.cli.common import (
     Context,
@@ -17,8 +14,9 @@ from coursebook.adapters.cli.common import (
     timestamp_option_value,
     user_error,
 )
-from coursebook.projections.compliance import compliance_report
-from coursebook.projections.compliance_html import render_html
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(cli: click.Group) -> None:
@@ -51,12 +49,16 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
                html: str | None) -> None:
     """The compliance findings: spacing, overrides, cautions, reactions, overdue courses,
     expiring licences."""
+    from coursebook.projections.compliance import compliance_report
+
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
     with ctx.store() as app:
         report = compliance_report(app, as_of=as_of_ts, known_at=known_at_ts)
     document = report.document()
     if html is not None:
+        from coursebook.projections.compliance_html import render_html
+
         try:
             Path(html).write_text(render_html(report), encoding="utf-8")
         except OSError as error:
@@ -64,6 +66,9 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
         click.echo(f"coursebook: wrote the compliance page to {html}", err=True)
 
     def render(console: Console) -> None:
+        from rich.padding import Padding
+        from rich.text import Text
+
         title = f"Compliance as of {document['as_of']}"
         if report.known_at is not None:
             title += f", as known at {report.known_at.isoformat()}"

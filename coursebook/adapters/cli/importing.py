@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -23,9 +23,11 @@ from coursebook.adapters.cli.common import (
     user_error,
 )
 from coursebook.adapters.sealing import catch_up
-from coursebook.application import Coursebook
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.projections import read_models
+
+if TYPE_CHECKING:
+    from coursebook.application import Coursebook
 
 BOM = b"\xef\xbb\xbf"
 
@@ -55,28 +57,62 @@ def decode_line(line: bytes) -> Any:
         raise Rejected(Code.INVALID, "the line is not valid JSON", "(line)") from None
 
 
+BATCH = 500
+"""Lines decided in memory and then recorded in one transaction (each still atomic)."""
+
+
 def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"applied": 0, "duplicates": 0, "rejected": []}
+    pending: list[tuple[int, Any]] = []
+
+    def settle() -> bool:
+        """Applies the pending lines; False once a refusal must stop the import."""
+        if not pending:
+            return True
+        try:
+            results = app.execute_batch([raw for _, raw in pending],
+                                        stop_on_error=stop_on_error)
+        except StoreUnavailable as error:
+            raise StoreUnavailable(
+                f"lines {pending[0][0]}-{pending[-1][0]}: {error} (applied before them: "
+                f"{report['applied']}; run the import again: lines already applied count "
+                "as duplicates)") from None
+        go_on = _tally(report, [(number, raw, result)
+                                for (number, raw), result in zip(pending, results, strict=False)])
+        pending.clear()
+        return go_on or not stop_on_error
+
     for number, line in read_lines(data):
-        raw: Any = None
         try:
             raw = decode_line(line)
-            outcome = app.execute(raw)
         except Rejected as error:
+            if not settle():
+                return report
+            _tally(report, [(number, None, error)])
+            if stop_on_error:
+                return report
+            continue
+        pending.append((number, raw))
+        if len(pending) >= BATCH and not settle():
+            return report
+    settle()
+    return report
+
+
+def _tally(report: dict[str, Any], results: list[tuple[int, Any, Any]]) -> bool:
+    """Counts outcomes into the report; False if any line was refused."""
+    clean = True
+    for number, raw, result in results:
+        if isinstance(result, Rejected):
+            clean = False
             command_id = raw.get("command_id") if isinstance(raw, dict) else None
             report["rejected"].append({
                 "line": number,
                 "command_id": command_id if isinstance(command_id, str) else None,
-                "code": str(error.code), "field": error.field, "message": error.message})
-            if stop_on_error:
-                break
-            continue
-        except StoreUnavailable as error:
-            raise StoreUnavailable(f"line {number}: {error} (applied before it: "
-                                   f"{report['applied']}; run the import again: lines "
-                                   "already applied count as duplicates)") from None
-        report["applied" if outcome.status == "applied" else "duplicates"] += 1
-    return report
+                "code": str(result.code), "field": result.field, "message": result.message})
+        else:
+            report["applied" if result.status == "applied" else "duplicates"] += 1
+    return clean
 
 
 @click.command("import")

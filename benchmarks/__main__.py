@@ -1,0 +1,5 @@
+"""`python -m benchmarks [--quick] [--store sqlite|postgres] [--json FILE]`."""
+
+from benchmarks.suite import main
+
+main()
