@@ -6,6 +6,7 @@ a `CommandReceipt` in one transaction, so idempotency is atomic with the change 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
@@ -433,6 +434,17 @@ class Coursebook(Application[UUID]):
         """Destroys the patient's data key once the erasure is recorded (again on a
         duplicate of the erase command, which completes an interrupted shredding)."""
         self.keyring.shred(patient_ref)
+        self._forget_cached_aggregates()
+
+    def _forget_cached_aggregates(self) -> None:
+        """Empties the aggregate cache: the erased patient's courses may sit there with
+        their personal data already decrypted (erasure is rare; the cache refills)."""
+        cache: Any = self.repository.cache
+        if cache is None:
+            return
+        for key in list(cache.cache):
+            with contextlib.suppress(KeyError):
+                cache.get(key, evict=True)
 
     # -- one method per command (same names and fields as the contract) ----------------
     def _call(self, command: str, fields: dict[str, Any]) -> Outcome:
