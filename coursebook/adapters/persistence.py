@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import psycopg
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
-from psycopg import sql
 
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
@@ -110,6 +108,9 @@ def _check_postgres(target: str, *, create: bool) -> None:
     With `create`, makes the URL's schema if it is missing (the tables come with the
     application). Without it, the store's events table must already exist.
     """
+    import psycopg  # here: a SQLite store never needs the PostgreSQL driver
+    from psycopg import sql
+
     url = _parse_url(target)
     try:
         with psycopg.connect(dbname=url["dbname"], host=url["host"], port=url["port"],

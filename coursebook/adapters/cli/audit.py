@@ -9,8 +9,6 @@ import click
 from rich.markup import escape
 
 from coursebook.adapters.cli.common import Context, emit, table, user_error
-from coursebook.adapters.exports import audit_csv
-from coursebook.projections import read_models
 
 
 def register(cli: click.Group) -> None:
@@ -25,6 +23,9 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
     """Who did what, when (valid and recorded time) and why, for every recorded event."""
+    from coursebook.adapters.exports import audit_csv
+    from coursebook.projections import read_models
+
     with ctx.store() as app:
         entries = read_models.audit(app, course_id)
     if csv_file is not None:

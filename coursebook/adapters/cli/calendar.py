@@ -9,8 +9,6 @@ from typing import Any
 import click
 
 from coursebook.adapters.cli.common import Context, emit, table, user_error
-from coursebook.adapters.exports import calendar_ics
-from coursebook.projections import read_models
 
 
 def register(cli: click.Group) -> None:
@@ -40,6 +38,9 @@ def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) 
     Planned sessions count on their planned local date, unplanned ones on their target
     date; courses whose patient was erased are left out.
     """
+    from coursebook.adapters.exports import calendar_ics
+    from coursebook.projections import read_models
+
     first, last = _date(start, "--from"), _date(end, "--to")
     with ctx.store() as app:
         entries = read_models.calendar(app, first, last)

@@ -22,9 +22,7 @@ from coursebook.adapters.cli.common import (
     table,
     user_error,
 )
-from coursebook.adapters.sealing import catch_up
 from coursebook.errors import Code, Rejected, StoreUnavailable
-from coursebook.projections import read_models
 
 if TYPE_CHECKING:
     from coursebook.application import Coursebook
@@ -128,6 +126,9 @@ def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
             from None
     with ctx.store() as app:
         report = apply_lines(app, data, stop_on_error=stop_on_error)
+        from coursebook.adapters.sealing import catch_up
+        from coursebook.projections import read_models
+
         catch_up(app)  # seal the new events into the tamper-evident chain
         # The embedded default keeps its views current without a worker (and a worker,
         # if one runs, never applies a page twice: docs/projections.md).

@@ -9,20 +9,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import structlog
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coursebook.adapters.cli.common import Context, emit, not_found, table
-from coursebook.application import Coursebook
 from coursebook.errors import Code, Rejected
-from coursebook.projections import read_models
-from coursebook.projections.views import ViewRunner
 
-log = structlog.get_logger("coursebook.projections")
+if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` need none
+    from rich.console import Console
+
+    from coursebook.application import Coursebook
+    from coursebook.projections.views import ViewRunner
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("coursebook.projections")
 
 POLL_SECONDS = 0.5
 """How often a worker without a subscription (SQLite) looks for new events."""
@@ -41,6 +45,8 @@ def projections() -> None:
 @click.pass_obj
 def status(ctx: Context) -> None:
     """The position of each view against the head of the log."""
+    from coursebook.projections import read_models
+
     with ctx.store() as app:
         documents = [s.as_dict() for s in read_models.status(app)]
 
@@ -58,6 +64,15 @@ def _progress_bar(name: str) -> Iterator[Any]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True),
                   transient=False) as bar:
@@ -74,6 +89,8 @@ def _progress_bar(name: str) -> Iterator[Any]:
 @click.pass_obj
 def rebuild(ctx: Context, name: str | None) -> None:
     """Rebuild every view (or the one NAMEd) from zero."""
+    from coursebook.projections import read_models
+
     results = []
     with ctx.store() as app:
         views = read_models.runners(app)
@@ -137,10 +154,12 @@ def run(ctx: Context, poll: float) -> None:
     library's LISTEN/NOTIFY subscription, on SQLite it polls. Any number of workers
     may run: a page commits only if its view still stands where the page began.
     """
+    from coursebook.projections import read_models
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("worker_stopping", signal=signal.Signals(signum).name)
+        _log().info("worker_stopping", signal=signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -149,7 +168,7 @@ def run(ctx: Context, poll: float) -> None:
     try:
         with ctx.store() as app:
             views = read_models.runners(app)
-            log.info("worker_started", views=list(views),
+            _log().info("worker_started", views=list(views),
                      positions={n: r.view.position() for n, r in views.items()})
             holder: dict[str, Any] = {}
             if _has_subscription(app):
@@ -177,7 +196,7 @@ def run(ctx: Context, poll: float) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("worker_stopped", processed=counts["processed"], conflicts=conflicts)
+    _log().info("worker_stopped", processed=counts["processed"], conflicts=conflicts)
     document = {"stopped": True, "mode": mode, "processed": counts["processed"],
                 "conflicts": conflicts, "positions": positions}
     emit(ctx, document, lambda console: console.print(
