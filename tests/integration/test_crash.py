@@ -74,8 +74,9 @@ def progress(reader: Coursebook) -> int:
     return reader.recorder.max_notification_id() or 0
 
 
-def start_import(target: str, source: Path) -> subprocess.Popen[bytes]:
+def start_import(target: str, source: Path, batch: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "COURSEBOOK_DB"}
+    env["COURSEBOOK_IMPORT_BATCH"] = str(batch)  # small: kills land between commits
     return subprocess.Popen([*CLI, "--db", target, "--format", "json", "import", str(source)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
@@ -148,7 +149,7 @@ def test_a_writer_killed_at_random_points_leaves_whole_commands_and_resumes_exac
         for _ in range(ROUNDS):
             before, viewed = progress(reader), view_position(reader)
             worker = start_worker(shared_target, page_size=rng.choice([2, 5, 11]))
-            writer = start_import(shared_target, source)
+            writer = start_import(shared_target, source, batch=rng.choice([1, 4, 9]))
             worker_kills += kill_worker_at_random(worker, reader, rng, viewed)
             stop_after = before + rng.randint(5, max(6, len(clean.events) // ROUNDS))
             kills += kill_at_random(writer, reader, rng, stop_after)

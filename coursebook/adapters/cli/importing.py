@@ -6,6 +6,7 @@ goes on; nothing but a missing or unreadable file stops it (exit 2).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,10 +57,18 @@ def decode_line(line: bytes) -> Any:
 
 
 BATCH = 500
-"""Lines decided in memory and then recorded in one transaction (each still atomic)."""
+"""Lines decided in memory and then recorded in one transaction (each still atomic);
+`COURSEBOOK_IMPORT_BATCH` sets another size (1 records each line on its own)."""
 
 
-def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False) -> dict[str, Any]:
+def batch_size() -> int:
+    text = os.environ.get("COURSEBOOK_IMPORT_BATCH", "")
+    return int(text) if text.isdigit() and int(text) > 0 else BATCH
+
+
+def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False,
+                batch: int | None = None) -> dict[str, Any]:
+    size = batch or batch_size()
     report: dict[str, Any] = {"applied": 0, "duplicates": 0, "rejected": []}
     pending: list[tuple[int, Any]] = []
 
@@ -91,7 +100,7 @@ def apply_lines(app: Coursebook, data: bytes, *, stop_on_error: bool = False) ->
                 return report
             continue
         pending.append((number, raw))
-        if len(pending) >= BATCH and not settle():
+        if len(pending) >= size and not settle():
             return report
     settle()
     return report
