@@ -10,8 +10,9 @@ files), unless the global `--db` names a target, which must not hold a store yet
 otherwise): the demo never writes into an existing store.
 
 What it prints is a list of sections (`SECTIONS`): each builds one part of the JSON
-document from the finished `DemoRun` and renders it as tables. Later sub-commands add
-their own section (calendar, compliance, reports) by appending to `SECTIONS`.
+document from the finished `DemoRun` and renders it as tables (store, commands, courses,
+a featured course, the calendar, compliance with its HTML page); a new section is one
+more entry in `SECTIONS`.
 Personal data (patient names, birth dates, screening answers, notes) is never printed.
 """
 
@@ -413,11 +414,51 @@ def _calendar_hints(run: DemoRun) -> list[str]:
             _cli(run, "projections", "status")]
 
 
+def demo_html_path(run: DemoRun) -> Path:
+    """Where the demo writes its compliance page: beside a SQLite store, else here."""
+    if is_postgres(run.target):
+        return Path("coursebook-demo.html").resolve()
+    return Path(run.target).resolve().with_suffix(".html")
+
+
+def _compliance_section(run: DemoRun) -> dict[str, Any]:
+    """The compliance summary as of now, and the reviewer's HTML page written to a file."""
+    from coursebook.projections.compliance import compliance_report
+    from coursebook.projections.compliance_html import render_html
+
+    report = compliance_report(run.app, as_of=run.now)
+    path = demo_html_path(run)
+    path.write_text(render_html(report), encoding="utf-8")
+    document = report.document()
+    return {"as_of": document["as_of"], "courses": document["courses"],
+            "findings": len(document["findings"]),
+            "counts": [{"code": code, "severity": severity, "count": n}
+                       for code, severity, n in report.counts()],
+            "html": str(path)}
+
+
+def _render_compliance(console: Console, data: dict[str, Any]) -> None:
+    rows = [[c["code"], c["severity"], c["count"]] for c in data["counts"]]
+    console.print(table(f"Compliance as of {data['as_of']}: {data['findings']} findings "
+                        f"over {data['courses']} courses", ["code", "severity", "count"],
+                        rows))
+    console.print(f"The reviewer's page (findings and spacing timelines): {data['html']}",
+                  markup=False, highlight=False)
+
+
+def _compliance_hints(run: DemoRun) -> list[str]:
+    as_of = iso(run.now - dt.timedelta(days=60))
+    return [_cli(run, "compliance", "--as-of", as_of),
+            _cli(run, "compliance", "--html", "coursebook-demo-compliance.html"),
+            _cli(run, "verify")]
+
+
 SECTIONS: list[Section] = [
     Section("store", _store_section, _render_store),
     Section("commands", _commands_section, _render_commands),
     Section("courses", _courses_section, _render_courses),
     Section("featured", _featured_section, _render_featured, _featured_hints),
     Section("calendar", _calendar_section, _render_calendar, _calendar_hints),
+    Section("compliance", _compliance_section, _render_compliance, _compliance_hints),
 ]
 """The demo's output, in order. Append a `Section` to show more (calendar, compliance)."""

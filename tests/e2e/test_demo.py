@@ -149,8 +149,14 @@ def test_json_format_prints_exactly_one_document_of_every_section(
     _, result, _ = json_run
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)  # fails on anything printed beside it
-    assert list(document) == ["store", "commands", "courses", "featured", "calendar", "next"]
+    assert list(document) == ["store", "commands", "courses", "featured", "calendar",
+                              "compliance", "next"]
     assert document["calendar"]["sessions"] == len(document["calendar"]["entries"]) > 0
+    assert document["compliance"]["findings"] == sum(
+        c["count"] for c in document["compliance"]["counts"]) > 0
+    page = Path(document["compliance"]["html"])
+    assert page.is_file()
+    assert "<svg" in page.read_text(encoding="utf-8")
     assert document["commands"]["rejected"] == len(document["commands"]["rejections"])
     assert document["commands"]["unexpected"] == []
     assert document["featured"]["history"][0]["event"] == "Opened"
