@@ -447,7 +447,7 @@ def _render_compliance(console: Console, data: dict[str, Any]) -> None:
 
 
 def _compliance_hints(run: DemoRun) -> list[str]:
-    as_of = iso(run.now - dt.timedelta(days=60))
+    as_of = (run.now - dt.timedelta(days=60)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [_cli(run, "compliance", "--as-of", as_of),
             _cli(run, "compliance", "--html", "coursebook-demo-compliance.html"),
             _cli(run, "verify")]
