@@ -19,7 +19,7 @@ import jinja2
 
 from coursebook.domain import rules
 from coursebook.domain.course_state import CourseState
-from coursebook.projections.compliance import CODES, SEVERITY, Finding, Report
+from coursebook.projections.compliance import CODES, SEVERITIES, SEVERITY, Finding, Report
 from coursebook.projections.course_view import iso
 
 __all__ = ["render_html", "timeline"]
@@ -221,5 +221,6 @@ def render_html(report: Report) -> str:
     return _environment.get_template("compliance.html.j2").render(
         as_of=document["as_of"], as_of_local=_local(report.as_of, report.zone),
         known_at=iso(report.known_at), zone=str(report.zone), course_count=document["courses"],
-        counts=[(code, SEVERITY[code], counted[code]) for code in CODES],
+        counts=[(code, SEVERITY[code], counted[code]) for code in sorted(
+            CODES, key=lambda code: (SEVERITIES.index(SEVERITY[code]), CODES.index(code)))],
         by_severity=by_severity, findings=findings, courses=courses)
