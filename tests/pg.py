@@ -22,6 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from coursebook.adapters.keys import key_file_for
+
 __all__ = ["SERVER", "drop_schema", "finish", "new_target", "postgres_database", "require",
            "schema_of", "terminate_connections"]
 
@@ -69,6 +71,8 @@ class _Session:
             with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as server:
                 server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(self.database)))
+            # The key file `init` made for the session's database goes with it.
+            key_file_for(self.url()).unlink(missing_ok=True)
             self.database = None
 
 
