@@ -18,10 +18,8 @@ reasons, rule sources and dates, never personal data (patient, screening, notes)
 from __future__ import annotations
 
 import datetime as dt
-import gc
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -36,6 +34,7 @@ from coursebook.domain.course_state import CourseState, Reaction
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
 if TYPE_CHECKING:
@@ -319,22 +318,8 @@ def compliance_report(app: Coursebook, *, as_of: dt.datetime | None = None,
     """The report as it stood at `as_of` (default: the application clock's now), from
     the events whose `at` <= as_of and, with `known_at`, recorded at or before it."""
     moment = app.clock.now() if as_of is None else as_of
-    with _collector_paused():
+    with collector_paused():
         return build_report(read_report_events(app), as_of=moment, known_at=known_at,
                             zone=app.zone)
 
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the report is built: decoding and folding
-    100,000 events allocates millions of objects (none in cycles), and each generation-2
-    pass would walk all of them again, about doubling the time. Reference counting still
-    frees everything as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 

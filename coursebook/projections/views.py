@@ -28,7 +28,6 @@ notifications into writes; `ViewRunner` catches up, rebuilds, and reports status
 
 from __future__ import annotations
 
-import gc
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -40,6 +39,8 @@ import attrs
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.projection import Projection
+
+from coursebook.projections.collector import collector_paused
 
 if TYPE_CHECKING:
     from eventsourcing.application import Application
@@ -287,20 +288,6 @@ def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
 
     return decode
 
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a page is turned into writes: folding a
-    page allocates hundreds of thousands of objects (none in cycles), and each
-    generation-2 pass would walk every folded course in memory again; measured, it more
-    than doubled the calendar's rebuild time. Reference counting still frees as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @attrs.frozen
