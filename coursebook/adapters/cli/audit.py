@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.markup import escape
 
-from coursebook.adapters.cli.common import Context, emit, table, user_error
+from coursebook.adapters.cli.common import Context, emit, table, write_export
 
 
 def register(cli: click.Group) -> None:
@@ -29,11 +28,7 @@ def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
     with ctx.store() as app:
         entries = read_models.audit(app, course_id)
     if csv_file is not None:
-        try:
-            Path(csv_file).write_text(audit_csv(entries), encoding="utf-8")
-        except OSError as error:
-            raise user_error(f"--csv: cannot write {csv_file}: {error.strerror}") from None
-        click.echo(f"coursebook: wrote {len(entries)} audit rows to {csv_file}", err=True)
+        write_export("--csv", csv_file, audit_csv(entries), f"{len(entries)} audit rows")
 
     def render(console: Any) -> None:
         rows = [[e["position"], e["at"], e["recorded_at"], e["subject"], e["event"],

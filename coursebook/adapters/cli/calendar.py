@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import Context, emit, table, user_error
+from coursebook.adapters.cli.common import Context, emit, table, user_error, write_export
 
 
 def register(cli: click.Group) -> None:
@@ -47,11 +46,8 @@ def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) 
         zone = app.zone
         now = app.clock.now()
     if ics is not None:
-        try:
-            Path(ics).write_bytes(calendar_ics(entries, zone, stamp=now))
-        except OSError as error:
-            raise user_error(f"--ics: cannot write {ics}: {error.strerror}") from None
-        click.echo(f"coursebook: wrote {len(entries)} calendar entries to {ics}", err=True)
+        write_export("--ics", ics, calendar_ics(entries, zone, stamp=now),
+                     f"{len(entries)} calendar entries")
 
     def render(console: Any) -> None:
         rows = []

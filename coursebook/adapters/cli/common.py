@@ -6,6 +6,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of 
     from coursebook.application import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
-           "emit", "run", "timestamp_option_value", "user_error"]
+           "emit", "run", "timestamp_option_value", "user_error", "write_export"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TAMPERED, EXIT_STORE = 0, 1, 2, 3, 4
 EXIT_INTERNAL = 70
@@ -38,6 +39,19 @@ class UserError(click.ClickException):
 
 def user_error(message: str, exit_code: int = EXIT_USAGE) -> UserError:
     return UserError(message, exit_code)
+
+
+def write_export(option: str, path: str, content: str | bytes, what: str) -> None:
+    """Writes an export asked for by `option` (e.g. `--csv`) and says so on stderr; an
+    unwritable path is a usage error naming the option."""
+    try:
+        if isinstance(content, str):
+            Path(path).write_text(content, encoding="utf-8")
+        else:
+            Path(path).write_bytes(content)
+    except OSError as error:
+        raise user_error(f"{option}: cannot write {path}: {error.strerror}") from None
+    click.echo(f"coursebook: wrote {what} to {path}", err=True)
 
 
 @attrs.define

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,7 +11,7 @@ from coursebook.adapters.cli.common import (
     emit,
     table,
     timestamp_option_value,
-    user_error,
+    write_export,
 )
 
 if TYPE_CHECKING:
@@ -59,11 +58,7 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
     if html is not None:
         from coursebook.projections.compliance_html import render_html
 
-        try:
-            Path(html).write_text(render_html(report), encoding="utf-8")
-        except OSError as error:
-            raise user_error(f"--html: cannot write {html}: {error.strerror}") from None
-        click.echo(f"coursebook: wrote the compliance page to {html}", err=True)
+        write_export("--html", html, render_html(report), "the compliance page")
 
     def render(console: Console) -> None:
         from rich.padding import Padding
