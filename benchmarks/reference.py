@@ -236,34 +236,31 @@ def read_and_decode(target: str, *, postgres_table: str = "coursebook_events",
     if target.startswith("postgresql://"):
         import psycopg
 
-        with psycopg.connect(target) as conn:
-            last = 0
-            while True:
-                rows = conn.execute(
-                    f"SELECT notification_id, originator_id, originator_version, topic, "
-                    f"state FROM {postgres_table} WHERE notification_id > %s "
-                    f"ORDER BY notification_id LIMIT %s", (last, page_size)).fetchall()
-                for row in rows:
-                    loads(row[4])
-                if rows:
-                    last = rows[-1][0]
-                    yield len(rows)
-                if len(rows) < page_size:
-                    return
+        with psycopg.connect(target) as pg:
+            yield from _pages(pg.execute, loads, page_size, (
+                f"SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {postgres_table} WHERE notification_id > %s "
+                f"ORDER BY notification_id LIMIT %s"))
+        return
     conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
     try:
-        last = 0
-        while True:
-            rows = conn.execute(
-                "SELECT rowid, originator_id, originator_version, topic, state "
-                "FROM stored_events WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (last, page_size)).fetchall()
-            for row in rows:
-                loads(row[4])
-            if rows:
-                last = rows[-1][0]
-                yield len(rows)
-            if len(rows) < page_size:
-                return
+        yield from _pages(conn.execute, loads, page_size, (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            "FROM stored_events WHERE rowid > ? ORDER BY rowid LIMIT ?"))
     finally:
         conn.close()
+
+
+def _pages(execute: Callable[..., Any], loads: Callable[[bytes], Any], page_size: int,
+           statement: str) -> Iterator[int]:
+    """Runs `statement` (after-position, limit) page by page, decoding each row's state."""
+    last = 0
+    while True:
+        rows = execute(statement, (last, page_size)).fetchall()
+        for row in rows:
+            loads(row[4])
+        if rows:
+            last = rows[-1][0]
+            yield len(rows)
+        if len(rows) < page_size:
+            return
