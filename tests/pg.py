@@ -24,8 +24,8 @@ from psycopg import sql
 
 from coursebook.adapters.keys import key_file_for
 
-__all__ = ["SERVER", "drop_schema", "finish", "new_target", "postgres_database", "require",
-           "schema_of", "terminate_connections"]
+__all__ = ["SERVER", "drop_schema", "finish", "fresh_database", "new_target",
+           "postgres_database", "require", "schema_of", "terminate_connections"]
 
 SERVER = os.environ.get("COURSEBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432") \
     .rstrip("/") + "/postgres"
@@ -105,6 +105,24 @@ def postgres_database() -> Iterator[str]:
         yield target
     finally:
         drop_schema(target)
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A target for a store in a whole database of its own (for tests that read the
+    database's files), dropped afterwards with the key file made for it."""
+    require()
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    target = SERVER.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as server:
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield target
+    finally:
+        with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as server:
+            server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+        key_file_for(target).unlink(missing_ok=True)
 
 
 def schema_of(target: str) -> str:

@@ -22,6 +22,7 @@ from coursebook.clock import FixedClock
 from coursebook.domain.ids import course_uuid
 from coursebook.domain.values import ERASED
 from coursebook.errors import Code, StoreUnavailable
+from tests import pg
 from tests.builders import Clinic, day, rejected
 
 SECRET_PATIENT = {"name": "Philippa Quennell-Vasquez", "birth_date": "1971-08-29"}
@@ -234,26 +235,10 @@ def test_command_receipts_keep_a_keyed_digest_only(sqlite_app: Coursebook) -> No
     assert sqlite_app.execute(body).status == "duplicate"
 
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
 @pytest.fixture
 def pg_target() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL is unreachable: {type(error).__name__}")
-    name = f"privacy_{os.getpid()}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with pg.fresh_database("privacy") as target:
+        yield target
 
 
 def pg_table_bytes(target: str) -> bytes:

@@ -7,7 +7,6 @@ SQL, and `verify` must find it and name the first bad place.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from coursebook.adapters.persistence import open_store
 from coursebook.adapters.sealing import TAG_LEN, catch_up, verify_store
 from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
+from tests import pg
 from tests.builders import Clinic, day
 
 TAMPER_CASES = {"tried": 0, "found": 0}
@@ -196,26 +196,10 @@ def test_erasure_never_breaks_verification(app: Coursebook) -> None:
     assert result["ok"], result["problems"]
 
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
 @pytest.fixture
 def pg_target() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL is unreachable: {type(error).__name__}")
-    name = f"tamper_{os.getpid()}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with pg.fresh_database("tamper") as target:
+        yield target
 
 
 @pytest.mark.postgres

@@ -180,11 +180,8 @@ def test_no_personal_value_appears_in_any_output_or_log(
 @pytest.fixture
 def fresh_pg_database() -> Any:
     """A new, empty PostgreSQL store target (a schema of the session's test database)."""
-    target = pg.new_target()
-    try:
+    with pg.postgres_database() as target:
         yield target
-    finally:
-        pg.drop_schema(target)
 
 
 @pytest.mark.postgres
