@@ -49,7 +49,7 @@ from coursebook.adapters.demo_clinic import (
     Step,
 )
 from coursebook.adapters.logs import configure_logging
-from coursebook.adapters.persistence import _safe, is_postgres, open_store
+from coursebook.adapters.persistence import is_postgres, open_store, safe_target
 from coursebook.application import Coursebook
 from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Rejected, StoreUnavailable
@@ -98,7 +98,7 @@ class DemoRun:
     @property
     def display_target(self) -> str:
         if is_postgres(self.target):
-            return _safe(self.target)
+            return safe_target(self.target)
         return str(Path(self.target).resolve())
 
 
@@ -137,7 +137,7 @@ def _refuse_existing(target: str) -> None:
     """An explicit target must not hold a store (nor be any other non-empty file)."""
     if is_postgres(target):
         if _holds_store(target):
-            raise user_error(f"{_safe(target)} already holds a coursebook store; the demo "
+            raise user_error(f"{safe_target(target)} already holds a coursebook store; the demo "
                              "builds only a new store")
         return
     path = Path(target)

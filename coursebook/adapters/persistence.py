@@ -255,4 +255,3 @@ def safe_target(target: str) -> str:
     return target
 
 
-_safe = safe_target  # the name other modules imported first
