@@ -31,8 +31,8 @@ from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
     Keyring,
     MasterKey,
-    key_file_for,
-    read_key_file,
+    configured_master_key,
+    missing_key,
 )
 from coursebook.adapters.keys import table_for as key_table_for
 from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
@@ -644,11 +644,8 @@ def _master_key(env: Mapping[str, str] | None) -> MasterKey:
     """The master key for an application built from an environment alone (as the
     library's runners do): `COURSEBOOK_MASTER_KEY`, else the target's key file."""
     settings = {**os.environ, **(env or {})}
-    text = settings.get(MASTER_KEY_ENV)
-    if text:
-        return MasterKey.from_text(text, MASTER_KEY_ENV)
     module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
-    target = None
+    target: str | None = None
     if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
         target = settings["SQLITE_DBNAME"]
     elif module.partition(":")[0] in {"eventsourcing.postgres",
@@ -656,12 +653,11 @@ def _master_key(env: Mapping[str, str] | None) -> MasterKey:
         target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
                   f"{settings.get('POSTGRES_PORT') or 5432}/"
                   f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")
+    found = configured_master_key(target, settings)
+    if found is not None:
+        return found
     if target is not None:
-        found = read_key_file(key_file_for(target))
-        if found is not None:
-            return found
-        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
-                               f"put its key file at {key_file_for(target)}")
+        raise missing_key(target)
     if module == "eventsourcing.popo":
         return MasterKey.ephemeral()
     raise StoreUnavailable(f"no master key: set {MASTER_KEY_ENV}")

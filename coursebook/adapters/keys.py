@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -38,7 +39,9 @@ __all__ = [
     "KeyTable",
     "Keyring",
     "MasterKey",
+    "configured_master_key",
     "key_file_for",
+    "missing_key",
     "new_master_key_text",
 ]
 
@@ -97,6 +100,20 @@ def key_file_for(target: str) -> Path:
         base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
         return Path(base) / "coursebook" / "keys" / f"{safe}.key"
     return Path(target + ".key")
+
+
+def configured_master_key(target: str | None, env: Mapping[str, str]) -> MasterKey | None:
+    """`COURSEBOOK_MASTER_KEY` (from `env`, else the process environment), else the key
+    file of `target`; None when neither is there."""
+    text = env.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_ENV)
+    if text:
+        return MasterKey.from_text(text, MASTER_KEY_ENV)
+    return None if target is None else read_key_file(key_file_for(target))
+
+
+def missing_key(target: str) -> StoreUnavailable:
+    return StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or put "
+                            f"its key file at {key_file_for(target)}")
 
 
 def read_key_file(path: Path) -> MasterKey | None:

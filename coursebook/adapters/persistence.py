@@ -17,10 +17,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
 from coursebook.adapters.keys import (
-    MASTER_KEY_ENV,
     MasterKey,
+    configured_master_key,
     create_key_file,
     key_file_for,
+    missing_key,
     read_key_file,
 )
 from coursebook.application import Coursebook
@@ -199,8 +200,7 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
     except StoreUnavailable as error:
         _forget(made)
         if made is not None:  # the store exists and a new key cannot open it
-            raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} "
-                                   f"or put its key file at {made}") from None
+            raise missing_key(target) from None
         raise error from None
     except (PersistenceError, sqlite3.Error, OSError) as error:
         _forget(made)
@@ -213,16 +213,12 @@ def _master_key(target: str, env: Mapping[str, str], *,
                 create: bool) -> tuple[MasterKey, Path | None]:
     """The store's master key: `COURSEBOOK_MASTER_KEY`, else its key file, which only
     `init` (create) makes, with owner-only permissions. Returns the file it made, if any."""
-    text = env.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_ENV)
-    if text:
-        return MasterKey.from_text(text, MASTER_KEY_ENV), None
-    path = key_file_for(target)
-    found = read_key_file(path)
+    found = configured_master_key(target, env)
     if found is not None:
         return found, None
     if not create:
-        raise StoreUnavailable(f"the store's key cannot be found: set {MASTER_KEY_ENV} or "
-                               f"put its key file at {path}")
+        raise missing_key(target)
+    path = key_file_for(target)
     try:
         return create_key_file(path), path
     except FileExistsError:  # another init made it meanwhile
