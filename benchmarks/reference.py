@@ -227,11 +227,13 @@ def read_and_decode(target: str, *, postgres_table: str = "coursebook_events",
                     page_size: int = 5000) -> Iterator[int]:
     """Reads every stored event in order and decodes its body with orjson; yields the
     count of each page read. Coursebook's stored bodies end with the sealing mapper's
-    HMAC tag (`TAG_LEN` bytes), which is taken off first, as the views do."""
-    from coursebook.adapters.sealing import TAG_LEN
+    HMAC tag, which is taken off first, as the views do."""
+    from coursebook.adapters.sealing import SealingMapper
+
+    untagged = SealingMapper.untagged
 
     def loads(state: bytes) -> Any:
-        return orjson.loads(state[:-TAG_LEN])
+        return orjson.loads(untagged(state))
 
     if target.startswith("postgresql://"):
         import psycopg
