@@ -17,7 +17,6 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -35,6 +34,7 @@ from coursebook.adapters.keys import (
     missing_key,
 )
 from coursebook.adapters.keys import table_for as key_table_for
+from coursebook.adapters.logs import get_logger
 from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
@@ -66,7 +66,7 @@ from coursebook.projections.course_view import course_document, history_document
 
 __all__ = ["Coursebook", "Outcome"]
 
-log = structlog.get_logger("coursebook")
+log = get_logger("coursebook")
 
 
 @attrs.frozen
