@@ -255,15 +255,32 @@ class Coursebook(Application[UUID]):
         return results
 
     def _decide(self, raw: Any, seen: list[str | None]) -> Outcome:
+        """Decides a command; a command_id already recorded answers as it did then.
+
+        One at a time, the receipt is looked up only when it can matter: when the
+        command is refused (a retry usually is: the course has moved on), and when its
+        save conflicts (the receipt is written in the same transaction as the events,
+        so a retry that would be accepted again fails to save, and nothing of it is
+        recorded). That saves a read of the store for every new command. In a batch
+        the receipt is looked up first: a conflict there would send the whole batch
+        back to one-by-one."""
         command_id = seen[0] = read_command_id(raw)
         name = raw.get("command")
         digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
-        outcome = self._settle_known(command_id, name, digest)
-        if outcome is None:
+        if self._batch is not None:
+            known = self._settle_known(command_id, name, digest)
+            if known is not None:
+                return known
+        try:
             command = parse_command(raw)
             subject, version, aggregates = _HANDLERS[command.name](self, command)
-            outcome = self._commit(command, digest, subject, version, aggregates)
-        return outcome
+        except Rejected:
+            if self._batch is None:
+                known = self._settle_known(command_id, name, digest)
+                if known is not None:
+                    return known
+            raise
+        return self._commit(command, digest, subject, version, aggregates)
 
     def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
         receipt = self._peek(CommandReceipt, command_uuid(command_id))
