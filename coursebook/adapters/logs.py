@@ -39,7 +39,7 @@ def _apply_pending() -> None:
     out = settings["stream"] or sys.stderr
     as_json = settings["json"] if settings["json"] is not None else not out.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if as_json
+        structlog.processors.JSONRenderer(serializer=_orjson_text) if as_json
         else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
@@ -52,6 +52,13 @@ def _apply_pending() -> None:
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+
+
+def _orjson_text(event: Any, **_: Any) -> str:
+    """structlog's JSON serializer, with orjson (the engine's JSON library throughout)."""
+    import orjson
+
+    return orjson.dumps(event, default=str).decode()
 
 
 class LazyLogger:
