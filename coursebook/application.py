@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from coursebook.adapters.bulk_reads import recorded_originators
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
     Keyring,
@@ -219,6 +220,7 @@ class Coursebook(Application[UUID]):
         try:
             if self._freshness is not None:
                 self._freshness.check()
+            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
             for raw in raws:
                 started = time.perf_counter()
                 seen: list[str | None] = [None]
@@ -276,7 +278,7 @@ class Coursebook(Application[UUID]):
         command_id = seen[0] = read_command_id(raw)
         name = raw.get("command")
         digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
-        if self._batch is not None:
+        if self._batch is not None and self._batch.may_know(command_uuid(command_id)):
             known = self._settle_known(command_id, name, digest)
             if known is not None:
                 return known
@@ -672,11 +674,30 @@ class _Batch:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}
+        self.known: set[UUID] | None = None
+        """The batch's receipt ids already in the store when it began (None: unknown)."""
+
+    def may_know(self, receipt_id: UUID) -> bool:
+        """Whether the receipt may exist: recorded before the batch, or earlier in it.
+        One recorded by another writer since is found when the batch is saved (the
+        save fails, and the lines are applied again one by one)."""
+        return (self.known is None or receipt_id in self.known
+                or receipt_id in self.aggregates)
 
     def hold(self, *aggregates: Any) -> None:
         for aggregate in aggregates:
             self.events.extend(aggregate.collect_events())
             self.aggregates[aggregate.id] = aggregate
+
+
+def _receipt_ids(raws: Sequence[Any]) -> list[UUID]:
+    ids = []
+    for raw in raws:
+        try:
+            ids.append(command_uuid(read_command_id(raw)))
+        except Rejected:
+            continue
+    return ids
 
 
 def _log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,

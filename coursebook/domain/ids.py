@@ -28,5 +28,6 @@ def patient_uuid(patient_ref: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "patient:" + patient_ref)
 
 
+@lru_cache(maxsize=1024)
 def command_uuid(command_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "command:" + command_id)
