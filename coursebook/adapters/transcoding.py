@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,16 +25,20 @@ if TYPE_CHECKING:
 __all__ = ["OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear", "default_transcodings"]
 
 _TYPE, _DATA = "_type_", "_data_"
+_MISSING = object()
 
 
 class OrjsonTranscoder(Transcoder):
     def __init__(self) -> None:
         self.types: dict[type, Transcoding] = {}
         self.names: dict[str, Transcoding] = {}
+        self.decoders: dict[str, Callable[[Any], Any]] = {}
 
     def register(self, transcoding: Transcoding) -> None:
         self.types[transcoding.type] = transcoding
         self.names[transcoding.name] = transcoding
+        # A transcoding may name a faster equivalent of its `decode` (a builtin).
+        self.decoders[transcoding.name] = getattr(transcoding, "decoder", transcoding.decode)
 
     def _transcoding_for(self, obj: Any) -> Transcoding:
         found = self.types.get(type(obj))
@@ -56,7 +61,13 @@ class OrjsonTranscoder(Transcoder):
                             | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
     def decode(self, data: bytes) -> Any:
-        return self._revive(orjson.loads(data))
+        document = orjson.loads(data)
+        if type(document) is dict:
+            if _TYPE in document and len(document) == 2 and _DATA in document:
+                return self._typed(document)
+            self._revive_items(document)
+            return document
+        return self._revive(document)
 
     def revive(self, value: Any) -> Any:
         """A value decoded by orjson, with registered types rebuilt (used by the views,
@@ -65,39 +76,56 @@ class OrjsonTranscoder(Transcoder):
 
     def _revive(self, value: Any) -> Any:
         """Typed values back from their `{_type_, _data_}` form. The decoded document is
-        fresh, so containers are revived in place, scalars are never visited, and a typed
-        value found in a container is decoded there without another call."""
-        if type(value) is dict:
+        fresh, so containers are revived in place and scalars are never visited."""
+        kind = type(value)
+        if kind is dict:
             if _TYPE in value and len(value) == 2 and _DATA in value:
                 return self._typed(value)
-            for key, item in value.items():
-                kind = type(item)
-                if kind is dict:
-                    value[key] = (self._typed(item)
-                                  if _TYPE in item and len(item) == 2 and _DATA in item
-                                  else self._revive(item))
-                elif kind is list:
-                    self._revive(item)
-        elif type(value) is list:
-            for i, item in enumerate(value):
-                if type(item) is dict or type(item) is list:
-                    value[i] = self._revive(item)
+            self._revive_items(value)
+        elif kind is list:
+            self._revive_list(value)
         return value
 
+    def _revive_items(self, mapping: dict[str, Any]) -> None:
+        """The hot loop (an event body is one flat dict of mostly scalars and typed
+        values): a typed value holding a string, as datetimes and dates do, goes
+        straight to its decoder, without another call to find it."""
+        decoders = self.decoders
+        for key, item in mapping.items():
+            kind = type(item)
+            if kind is dict:
+                name = item.get(_TYPE, _MISSING)
+                if name is not _MISSING and len(item) == 2 and _DATA in item:
+                    data = item[_DATA]
+                    decode = decoders.get(name) if type(data) is str else None
+                    mapping[key] = decode(data) if decode is not None else self._typed(item)
+                else:
+                    self._revive_items(item)
+            elif kind is list:
+                for i, element in enumerate(item):
+                    if type(element) is dict or type(element) is list:
+                        item[i] = self._revive(element)
+
+    def _revive_list(self, items: list[Any]) -> None:
+        for i, item in enumerate(items):
+            if type(item) is dict or type(item) is list:
+                items[i] = self._revive(item)
+
     def _typed(self, wrapper: dict[str, Any]) -> Any:
-        transcoding = self.names.get(wrapper[_TYPE])
-        if transcoding is None:
+        decode = self.decoders.get(wrapper[_TYPE])
+        if decode is None:
             raise TranscodingNotRegisteredError(
                 f"No transcoding registered for {wrapper[_TYPE]!r}")
         data = wrapper[_DATA]
         if type(data) is dict or type(data) is list:
             data = self._revive(data)
-        return transcoding.decode(data)
+        return decode(data)
 
 
 class DatetimeAsISO(Transcoding):
     type = dt.datetime
     name = "datetime_iso"
+    decoder = staticmethod(dt.datetime.fromisoformat)
 
     def encode(self, obj: dt.datetime) -> str:
         return obj.isoformat()
@@ -109,6 +137,7 @@ class DatetimeAsISO(Transcoding):
 class DateAsISO(Transcoding):
     type = dt.date
     name = "date_iso"
+    decoder = staticmethod(dt.date.fromisoformat)
 
     def encode(self, obj: dt.date) -> str:
         return obj.isoformat()
@@ -128,9 +157,34 @@ class UUIDAsHex(Transcoding):
         return uuid.UUID(data)
 
 
+class Interned:
+    """Equal immutable values decoded once: a clinic's events repeat a few catalogue
+    spacing rules and product lots many thousands of times, and building the attrs
+    value (with its validators) costs more than finding it. Bounded: it starts over
+    once it holds `limit` values."""
+
+    def __init__(self, build: Callable[..., Any], limit: int = 4096) -> None:
+        self.build = build
+        self.limit = limit
+        self.values: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, data: list[Any]) -> Any:
+        key = tuple(data)
+        value = self.values.get(key)
+        if value is None:
+            value = self.build(*data)
+            if len(self.values) >= self.limit:
+                self.values.clear()
+            self.values[key] = value
+        return value
+
+
 class SpacingRuleAsDict(Transcoding):
     type = SpacingRule
     name = "spacing_rule"
+
+    def __init__(self) -> None:
+        self.decoder = Interned(SpacingRule)
 
     def encode(self, obj: SpacingRule) -> list[Any]:
         return [obj.min_days, obj.target_days, obj.max_days, obj.source]
@@ -166,15 +220,22 @@ class ProtocolAsDict(Transcoding):
         return Protocol(**data)
 
 
+def _product(name: str, lot: str, expires_on: str) -> Product:
+    return Product(name, lot, dt.date.fromisoformat(expires_on))
+
+
 class ProductAsDict(Transcoding):
     type = Product
     name = "product"
+
+    def __init__(self) -> None:
+        self.decoder = Interned(_product)
 
     def encode(self, obj: Product) -> list[Any]:
         return [obj.name, obj.lot, obj.expires_on.isoformat()]
 
     def decode(self, data: list[Any]) -> Product:
-        return Product(data[0], data[1], dt.date.fromisoformat(data[2]))
+        return _product(*data)
 
 
 class PersonalInClear(Transcoding):
