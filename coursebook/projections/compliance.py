@@ -254,13 +254,19 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
 
     by_originator: dict[UUID, list[Any]] = {}
     erasures: list[Any] = []
+    kinds: dict[type, int] = {}  # the kind of each event class, decided once per class
     for event in events:
-        if isinstance(event, PatientRecord.Erased):
+        kind = kinds.get(type(event))
+        if kind is None:
+            kind = kinds[type(event)] = _kind(type(event))
+        if kind == _FOLDED:
+            stream = by_originator.get(event.originator_id)
+            if stream is None:
+                by_originator[event.originator_id] = [event]
+            else:
+                stream.append(event)
+        elif kind == _ERASURE:
             erasures.append(event)
-        elif isinstance(event, (TreatmentCourse.Opened, TreatmentCourse.Event,
-                                PractitionerRecord.Registered,
-                                PractitionerRecord.LicenseRenewed)):
-            by_originator.setdefault(event.originator_id, []).append(event)
 
     courses: dict[str, CourseState] = {}
     practitioners: dict[str, rules.Practitioner] = {}
@@ -280,11 +286,23 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
     erased_ids = {e.originator_id for e in select_events(erasures, as_of=as_of,
                                                          known_at=known_at)}
     erased = frozenset(state.patient_ref for state in courses.values()
-                       if patient_uuid(state.patient_ref) in erased_ids)
+                       if erased_ids and patient_uuid(state.patient_ref) in erased_ids)
     findings = judge(courses.values(), practitioners.values(), as_of=as_of, zone=zone,
                      erased=erased)
     return Report(as_of=as_of, known_at=known_at, zone=zone, courses=courses,
                   practitioners=practitioners, erased=erased, findings=findings)
+
+
+_IGNORED, _FOLDED, _ERASURE = 0, 1, 2
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, PatientRecord.Erased):
+        return _ERASURE
+    if issubclass(cls, (TreatmentCourse.Opened, TreatmentCourse.Event,
+                        PractitionerRecord.Registered, PractitionerRecord.LicenseRenewed)):
+        return _FOLDED
+    return _IGNORED
 
 
 def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
