@@ -91,6 +91,11 @@ class SealingMapper(Mapper[UUID]):
             originator_version=stored_event.originator_version,
             topic=stored_event.topic, state=self.untagged(stored_event.state)))
 
+    def reading_with(self, transcoder: Transcoder) -> SealingMapper:
+        """This mapper with another transcoder (same compressor, cipher and key)."""
+        return SealingMapper(transcoder, compressor=self.compressor, cipher=self.cipher,
+                             key=self.key)
+
     @staticmethod
     def untagged(state: bytes) -> bytes:
         """The state as the library's mapper wrote it (the tag is checked by `verify`)."""

@@ -22,7 +22,8 @@ from coursebook.domain.values import Personal, Phase, Product, Protocol, Spacing
 if TYPE_CHECKING:
     from coursebook.adapters.keys import Keyring
 
-__all__ = ["OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear", "default_transcodings"]
+__all__ = ["Interned", "OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear",
+           "SealedPersonal", "default_transcodings", "deferring_personal"]
 
 _TYPE, _DATA = "_type_", "_data_"
 _MISSING = object()
@@ -275,8 +276,82 @@ class PersonalEncrypted(Transcoding):
         sealed = data.get("sealed")
         if sealed is None:
             return Personal(patient_ref, data.get("data"))
-        plain = self.keyring.decrypt(patient_ref, base64.b64decode(sealed))
-        return Personal(patient_ref, None if plain is None else orjson.loads(plain))
+        return Personal(patient_ref, _open(self.keyring, patient_ref, sealed))
+
+    def decode_deferred(self, data: dict[str, Any]) -> Personal | SealedPersonal:
+        """As `decode`, but sealed data stays sealed until someone reads it."""
+        sealed = data.get("sealed")
+        if sealed is None:
+            return self.decode(data)
+        return SealedPersonal(data["patient_ref"], sealed, self.keyring)
+
+
+def _open(keyring: Keyring, patient_ref: str, sealed: str) -> Any:
+    plain = keyring.decrypt(patient_ref, base64.b64decode(sealed))
+    return None if plain is None else orjson.loads(plain)
+
+
+class SealedPersonal:
+    """Personal data read from the store but not opened yet: the patient's key is fetched
+    and the ciphertext decrypted (its AES-GCM tag checked) the first time `data` is read.
+
+    For reads that never show personal data, as the compliance report: a report over
+    thousands of courses then neither looks up every patient's key nor decrypts every
+    screening. Equal to the `Personal` it opens to; its repr shows no personal data."""
+
+    __slots__ = ("_keyring", "_opened", "_sealed", "patient_ref")
+
+    def __init__(self, patient_ref: str, sealed: str, keyring: Keyring) -> None:
+        self.patient_ref = patient_ref
+        self._sealed = sealed
+        self._keyring = keyring
+        self._opened: Personal | None = None
+
+    def opened(self) -> Personal:
+        if self._opened is None:
+            self._opened = Personal(self.patient_ref,
+                                    _open(self._keyring, self.patient_ref, self._sealed))
+        return self._opened
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        data: dict[str, Any] | None = self.opened().data
+        return data
+
+    @property
+    def erased(self) -> bool:
+        return self.opened().erased
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.opened().get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SealedPersonal):
+            return self.opened() == other.opened()
+        if isinstance(other, Personal):
+            return self.opened() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as Personal: its data is a dict
+
+    def __repr__(self) -> str:
+        return f"SealedPersonal(patient_ref={self.patient_ref!r})"
+
+
+def deferring_personal(transcoder: Transcoder) -> Transcoder:
+    """A transcoder reading as `transcoder` does, except that encrypted personal data
+    stays sealed until read (`SealedPersonal`); `transcoder` itself when it has no such
+    data. Encoding is unchanged."""
+    if not isinstance(transcoder, OrjsonTranscoder):
+        return transcoder
+    personal = transcoder.names.get(PersonalEncrypted.name)
+    if not isinstance(personal, PersonalEncrypted):
+        return transcoder
+    deferring = OrjsonTranscoder()
+    deferring.types = transcoder.types
+    deferring.names = transcoder.names
+    deferring.decoders = {**transcoder.decoders, personal.name: personal.decode_deferred}
+    return deferring
 
 
 def default_transcodings(keyring: Keyring | None = None) -> list[Transcoding]:

@@ -28,6 +28,8 @@ import attrs
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
+from coursebook.adapters.sealing import SealingMapper
+from coursebook.adapters.transcoding import deferring_personal
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState, Reaction
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODES", "LICENSE_HORIZON_DAYS", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
-    "build_report", "compliance_report", "judge", "read_report_events", "report_topics",
+    "build_report", "compliance_report", "judge", "read_report_events", "report_mapper",
+    "report_topics",
 ]
 
 SEVERITY: dict[str, str] = {
@@ -318,14 +321,25 @@ def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
 
 
 # -- the I/O -----------------------------------------------------------------------------
+def report_mapper(app: Coursebook) -> Any:
+    """The application's mapper, except that personal data stays sealed until read: the
+    report never shows it, so it neither fetches every patient's key nor decrypts
+    (`SealedPersonal`; anything that does read it gets it opened, or erased)."""
+    mapper = app.mapper
+    if isinstance(mapper, SealingMapper):
+        return mapper.reading_with(deferring_personal(mapper.transcoder))
+    return mapper  # pragma: no cover - the application always seals
+
+
 def read_report_events(app: Coursebook, *, page_size: int = PAGE_SIZE) -> Iterator[Any]:
     """The events the report needs, from the whole log, in recording order."""
     topics = report_topics()
+    to_domain_event = report_mapper(app).to_domain_event
     start = 1
     while True:
         page = app.recorder.select_notifications(start, page_size, topics=topics)
         for notification in page:
-            yield app.mapper.to_domain_event(notification)
+            yield to_domain_event(notification)
         if len(page) < page_size:
             return
         start = page[-1].id + 1

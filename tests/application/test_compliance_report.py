@@ -193,6 +193,19 @@ class TestTimeTravel:
         for personal in ("Jeanne", "Martin", "1984", "wedding"):
             assert personal not in text
 
+    def test_the_report_never_opens_personal_data(self, clinic: Clinic,
+                                                  monkeypatch: pytest.MonkeyPatch):
+        clinic.open("C-1", START)
+        clinic.later(HOUR)
+        assert clinic.give("C-1", START + HOUR)
+        expected = clinic.report()
+
+        def refuse(*args: Any) -> None:
+            raise AssertionError("the report decrypted personal data")
+
+        monkeypatch.setattr(clinic.app.keyring, "decrypt", refuse)
+        assert clinic.report() == expected
+
 
 # -- the property: live and replay never disagree -----------------------------------------
 COURSES = ("C-0", "C-1", "C-2")

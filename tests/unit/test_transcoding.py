@@ -15,7 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coursebook.adapters.keys import Keyring, MasterKey
-from coursebook.adapters.transcoding import Interned, OrjsonTranscoder, default_transcodings
+from coursebook.adapters.transcoding import (
+    Interned,
+    OrjsonTranscoder,
+    SealedPersonal,
+    default_transcodings,
+    deferring_personal,
+)
 from coursebook.domain.values import Personal, Phase, Product, Protocol, SpacingRule
 
 KEYRING = Keyring(MasterKey.ephemeral())
@@ -67,9 +73,11 @@ def test_with_encrypted_personal_data_and_erased_patients(
     stored = [ours.encode(document) for document in documents]
     if erase:
         KEYRING.shred(ERASED)
+    deferring = deferring_personal(ours)
     for data in stored:
         # Twice: the second read of the same bytes meets interned values.
         assert ours.decode(data) == reference.decode(data) == ours.decode(data)
+        assert deferring.decode(data) == reference.decode(data)
     KEYRING.encrypt(ERASED, b"{}")  # a fresh key for the next example
 
 
@@ -99,3 +107,45 @@ def test_revive_rebuilds_one_value_for_the_lazy_views() -> None:
     assert ours.revive([{"a": {"_type_": "date_iso", "_data_": "2027-01-02"}}]) == [
         {"a": dt.date(2027, 1, 2)}]
     assert ours.revive("plain") == "plain"
+
+
+class CountingKeyring(Keyring):
+    def __init__(self) -> None:
+        super().__init__(MasterKey.ephemeral())
+        self.decrypted = 0
+
+    def decrypt(self, patient_ref: str, sealed: bytes) -> bytes | None:
+        self.decrypted += 1
+        return super().decrypt(patient_ref, sealed)
+
+
+def test_deferred_personal_data_is_opened_only_when_read() -> None:
+    keyring = CountingKeyring()
+    ours, _ = transcoders(keyring)
+    stored = ours.encode({"patient": Personal("P-7", {"name": "Ada Okafor"})})
+    sealed = deferring_personal(ours).decode(stored)["patient"]
+    assert isinstance(sealed, SealedPersonal)
+    assert keyring.decrypted == 0
+    assert "Ada" not in repr(sealed)
+    assert "P-7" in repr(sealed)
+    assert sealed.data == {"name": "Ada Okafor"}
+    assert sealed.get("name") == "Ada Okafor"
+    assert sealed == Personal("P-7", {"name": "Ada Okafor"}) == sealed
+    assert keyring.decrypted == 1  # opened once, then kept
+
+
+def test_deferred_personal_data_of_an_erased_patient_opens_as_erased() -> None:
+    keyring = Keyring(MasterKey.ephemeral())
+    ours, _ = transcoders(keyring)
+    stored = ours.encode({"patient": Personal("P-8", {"name": "Tove Lind"})})
+    sealed = deferring_personal(ours).decode(stored)["patient"]
+    keyring.shred("P-8")
+    assert sealed.erased
+    assert sealed.data is None
+    assert sealed == Personal("P-8", None)
+
+
+def test_without_encryption_nothing_is_deferred() -> None:
+    ours, _ = transcoders(None)
+    assert deferring_personal(ours) is ours
+    assert deferring_personal(JSONTranscoder()) is not ours
