@@ -111,9 +111,11 @@ class Report:
     findings: list[Finding]
 
     def document(self) -> dict[str, Any]:
-        """The contract's JSON: `{"as_of", "courses", "findings"}`."""
-        return {"as_of": iso(self.as_of), "courses": len(self.courses),
-                "findings": [finding.as_dict() for finding in self.findings]}
+        """The contract's JSON: `{"as_of", "courses", "findings"}` (built with the cyclic
+        collector paused: it would walk every course state kept here, again and again)."""
+        with collector_paused():
+            return {"as_of": iso(self.as_of), "courses": len(self.courses),
+                    "findings": [finding.as_dict() for finding in self.findings]}
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(code, severity, count) for every code found, most severe first."""
