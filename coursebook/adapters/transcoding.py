@@ -26,7 +26,6 @@ __all__ = ["Interned", "OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear
            "SealedPersonal", "default_transcodings", "deferring_personal"]
 
 _TYPE, _DATA = "_type_", "_data_"
-_MISSING = object()
 
 
 class OrjsonTranscoder(Transcoder):
@@ -89,17 +88,26 @@ class OrjsonTranscoder(Transcoder):
 
     def _revive_items(self, mapping: dict[str, Any]) -> None:
         """The hot loop (an event body is one flat dict of mostly scalars and typed
-        values): a typed value holding a string, as datetimes and dates do, goes
-        straight to its decoder, without another call to find it."""
+        values): a typed value is decoded here, its data revived first only when it
+        holds containers, without further calls to find out."""
         decoders = self.decoders
         for key, item in mapping.items():
             kind = type(item)
             if kind is dict:
-                name = item.get(_TYPE, _MISSING)
-                if name is not _MISSING and len(item) == 2 and _DATA in item:
+                if len(item) == 2 and _TYPE in item and _DATA in item:
+                    decode = decoders.get(item[_TYPE])
+                    if decode is None:
+                        raise TranscodingNotRegisteredError(
+                            f"No transcoding registered for {item[_TYPE]!r}")
                     data = item[_DATA]
-                    decode = decoders.get(name) if type(data) is str else None
-                    mapping[key] = decode(data) if decode is not None else self._typed(item)
+                    kind = type(data)
+                    if kind is list:
+                        for i, element in enumerate(data):
+                            if type(element) is dict or type(element) is list:
+                                data[i] = self._revive(element)
+                    elif kind is dict:
+                        data = self._revive(data)
+                    mapping[key] = decode(data)
                 else:
                     self._revive_items(item)
             elif kind is list:

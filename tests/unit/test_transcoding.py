@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from eventsourcing.persistence import JSONTranscoder
+import pytest
+from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -149,3 +150,12 @@ def test_without_encryption_nothing_is_deferred() -> None:
     ours, _ = transcoders(None)
     assert deferring_personal(ours) is ours
     assert deferring_personal(JSONTranscoder()) is not ours
+
+
+def test_an_unknown_type_name_is_refused_not_guessed() -> None:
+    ours, _ = transcoders(None)
+    for body in (b'{"a":{"_type_":"pickle","_data_":"x"}}',
+                 b'{"a":[{"_type_":"pickle","_data_":[1]}]}',
+                 b'{"_type_":"pickle","_data_":{}}'):
+        with pytest.raises(TranscodingNotRegisteredError):
+            ours.decode(body)
