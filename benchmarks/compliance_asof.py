@@ -8,7 +8,9 @@ the synthetic clinic of `benchmarks.clinic` (`--courses` courses, about 13 comma
 each, imported as `coursebook import` does), then times:
 
 - the whole report as the command line computes it (read the log, decode, fold, judge),
-- the same split into its parts: reading and decoding the events, and folding + judging,
+- the same split into its parts: reading and decoding the events (and that again layer by
+  layer: the library's recorder, orjson alone, the transcoder, the mapper), and folding +
+  judging (and the fold and the judgement alone),
 - the `coursebook compliance --as-of` command itself (a fresh process, as a user runs it).
 """
 
