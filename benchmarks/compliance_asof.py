@@ -8,7 +8,9 @@ the synthetic clinic of `benchmarks.clinic` (`--courses` courses, about 13 comma
 each, imported as `coursebook import` does), then times:
 
 - the whole report as the command line computes it (read the log, decode, fold, judge),
-- the same split into its parts: reading and decoding the events, and folding + judging,
+- the same split into its parts: reading and decoding the events (and that again layer by
+  layer: the library's recorder, orjson alone, the transcoder, the mapper), and folding +
+  judging (and the fold and the judgement alone),
 - the `coursebook compliance --as-of` command itself (a fresh process, as a user runs it).
 """
 
@@ -32,11 +34,17 @@ import structlog
 from benchmarks.clinic import END, ZONE, clinic_commands
 from coursebook.adapters.cli.importing import apply_lines
 from coursebook.adapters.persistence import open_store
+from coursebook.adapters.sealing import SealingMapper
 from coursebook.clock import FixedClock
+from coursebook.domain.course_state import CourseState
 from coursebook.projections.compliance import (
+    PAGE_SIZE,
     build_report,
     compliance_report,
+    judge,
     read_report_events,
+    report_mapper,
+    report_topics,
 )
 
 AS_OF = END
@@ -78,6 +86,40 @@ def without_gc(work: Any) -> Any:
         gc.enable()
 
 
+def breakdown(app: Any, repeat: int) -> None:
+    """Reading and decoding, layer by layer (each line includes the ones above it)."""
+    topics = report_topics()
+
+    def pages() -> list[Any]:
+        notifications, start = [], 1
+        while True:
+            page = app.recorder.select_notifications(start, PAGE_SIZE, topics=topics)
+            notifications.extend(page)
+            if len(page) < PAGE_SIZE:
+                return notifications
+            start = page[-1].id + 1
+
+    notifications = pages()
+    bodies = [SealingMapper.untagged(n.state) for n in notifications]
+    mapper = report_mapper(app)
+    timed("    the library's recorder: rows to Notifications", repeat,
+          lambda: without_gc(pages))
+    timed("    orjson.loads of the bodies alone", repeat,
+          lambda: without_gc(lambda: [orjson.loads(b) for b in bodies]))
+    timed("    the transcoder: orjson + typed values revived", repeat,
+          lambda: without_gc(lambda: [mapper.transcoder.decode(b) for b in bodies]))
+    timed("    the mapper: transcoder + topic, event object", repeat,
+          lambda: without_gc(lambda: [mapper.to_domain_event(n) for n in notifications]))
+
+
+def courses_of(events: list[Any]) -> list[list[Any]]:
+    streams: dict[Any, list[Any]] = {}
+    for event in events:
+        if type(event).__qualname__.startswith("TreatmentCourse."):
+            streams.setdefault(event.originator_id, []).append(event)
+    return list(streams.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--courses", type=int, default=10_000)
@@ -103,9 +145,17 @@ def main() -> None:
                        lambda: compliance_report(app, as_of=AS_OF))
         timed("  read + decode the events (GC paused, as in the report)", args.repeat,
               lambda: without_gc(lambda: list(read_report_events(app))))
+        breakdown(app, args.repeat)
         timed("  fold + judge (events in memory, GC paused)", args.repeat,
               lambda: without_gc(lambda: build_report(events, as_of=AS_OF, known_at=None,
                                                       zone=app.zone)))
+        streams = courses_of(events)
+        timed("    of which CourseState.fold alone", args.repeat,
+              lambda: without_gc(lambda: [CourseState.fold(s) for s in streams]))
+        timed("    of which judge alone", args.repeat,
+              lambda: without_gc(lambda: judge(report.courses.values(),
+                                               report.practitioners.values(), as_of=AS_OF,
+                                               zone=app.zone)))
         timed("  ... and the JSON document", args.repeat, lambda: report.document())
         timed("  with --known-at as well", args.repeat,
               lambda: compliance_report(app, as_of=AS_OF, known_at=AS_OF))

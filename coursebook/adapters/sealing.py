@@ -22,7 +22,7 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 from uuid import UUID
 
 import attrs
@@ -86,15 +86,30 @@ class SealingMapper(Mapper[UUID]):
                            topic=stored.topic, state=stored.state + tag)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        return super().to_domain_event(StoredEvent(
-            originator_id=stored_event.originator_id,
-            originator_version=stored_event.originator_version,
-            topic=stored_event.topic, state=self.untagged(stored_event.state)))
+        # The library's mapper reads these four attributes only; a named tuple holds them
+        # for a fifth of the cost of another frozen `StoredEvent` (reports map 100,000s).
+        return super().to_domain_event(cast(StoredEvent, _Untagged(
+            stored_event.originator_id, stored_event.originator_version,
+            stored_event.topic, stored_event.state[:-TAG_LEN])))
+
+    def reading_with(self, transcoder: Transcoder) -> SealingMapper:
+        """This mapper with another transcoder (same compressor, cipher and key)."""
+        return SealingMapper(transcoder, compressor=self.compressor, cipher=self.cipher,
+                             key=self.key)
 
     @staticmethod
     def untagged(state: bytes) -> bytes:
         """The state as the library's mapper wrote it (the tag is checked by `verify`)."""
         return state[:-TAG_LEN]
+
+
+class _Untagged(NamedTuple):
+    """A stored event with its tag taken off, as `Mapper.to_domain_event` reads it."""
+
+    originator_id: UUID | str
+    originator_version: int
+    topic: str
+    state: bytes
 
 
 @attrs.frozen

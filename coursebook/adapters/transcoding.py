@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,7 +22,8 @@ from coursebook.domain.values import Personal, Phase, Product, Protocol, Spacing
 if TYPE_CHECKING:
     from coursebook.adapters.keys import Keyring
 
-__all__ = ["OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear", "default_transcodings"]
+__all__ = ["Interned", "OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear",
+           "SealedPersonal", "default_transcodings", "deferring_personal"]
 
 _TYPE, _DATA = "_type_", "_data_"
 
@@ -30,10 +32,13 @@ class OrjsonTranscoder(Transcoder):
     def __init__(self) -> None:
         self.types: dict[type, Transcoding] = {}
         self.names: dict[str, Transcoding] = {}
+        self.decoders: dict[str, Callable[[Any], Any]] = {}
 
     def register(self, transcoding: Transcoding) -> None:
         self.types[transcoding.type] = transcoding
         self.names[transcoding.name] = transcoding
+        # A transcoding may name a faster equivalent of its `decode` (a builtin).
+        self.decoders[transcoding.name] = getattr(transcoding, "decoder", transcoding.decode)
 
     def _transcoding_for(self, obj: Any) -> Transcoding:
         found = self.types.get(type(obj))
@@ -56,7 +61,13 @@ class OrjsonTranscoder(Transcoder):
                             | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
     def decode(self, data: bytes) -> Any:
-        return self._revive(orjson.loads(data))
+        document = orjson.loads(data)
+        if type(document) is dict:
+            if _TYPE in document and len(document) == 2 and _DATA in document:
+                return self._typed(document)
+            self._revive_items(document)
+            return document
+        return self._revive(document)
 
     def revive(self, value: Any) -> Any:
         """A value decoded by orjson, with registered types rebuilt (used by the views,
@@ -65,39 +76,65 @@ class OrjsonTranscoder(Transcoder):
 
     def _revive(self, value: Any) -> Any:
         """Typed values back from their `{_type_, _data_}` form. The decoded document is
-        fresh, so containers are revived in place, scalars are never visited, and a typed
-        value found in a container is decoded there without another call."""
-        if type(value) is dict:
+        fresh, so containers are revived in place and scalars are never visited."""
+        kind = type(value)
+        if kind is dict:
             if _TYPE in value and len(value) == 2 and _DATA in value:
                 return self._typed(value)
-            for key, item in value.items():
-                kind = type(item)
-                if kind is dict:
-                    value[key] = (self._typed(item)
-                                  if _TYPE in item and len(item) == 2 and _DATA in item
-                                  else self._revive(item))
-                elif kind is list:
-                    self._revive(item)
-        elif type(value) is list:
-            for i, item in enumerate(value):
-                if type(item) is dict or type(item) is list:
-                    value[i] = self._revive(item)
+            self._revive_items(value)
+        elif kind is list:
+            self._revive_list(value)
         return value
 
+    def _revive_items(self, mapping: dict[str, Any]) -> None:
+        """The hot loop (an event body is one flat dict of mostly scalars and typed
+        values): a typed value is decoded here, its data revived first only when it
+        holds containers, without further calls to find out."""
+        decoders = self.decoders
+        for key, item in mapping.items():
+            kind = type(item)
+            if kind is dict:
+                if len(item) == 2 and _TYPE in item and _DATA in item:
+                    decode = decoders.get(item[_TYPE])
+                    if decode is None:
+                        raise TranscodingNotRegisteredError(
+                            f"No transcoding registered for {item[_TYPE]!r}")
+                    data = item[_DATA]
+                    kind = type(data)
+                    if kind is list:
+                        for i, element in enumerate(data):
+                            if type(element) is dict or type(element) is list:
+                                data[i] = self._revive(element)
+                    elif kind is dict:
+                        data = self._revive(data)
+                    mapping[key] = decode(data)
+                else:
+                    self._revive_items(item)
+            elif kind is list:
+                for i, element in enumerate(item):
+                    if type(element) is dict or type(element) is list:
+                        item[i] = self._revive(element)
+
+    def _revive_list(self, items: list[Any]) -> None:
+        for i, item in enumerate(items):
+            if type(item) is dict or type(item) is list:
+                items[i] = self._revive(item)
+
     def _typed(self, wrapper: dict[str, Any]) -> Any:
-        transcoding = self.names.get(wrapper[_TYPE])
-        if transcoding is None:
+        decode = self.decoders.get(wrapper[_TYPE])
+        if decode is None:
             raise TranscodingNotRegisteredError(
                 f"No transcoding registered for {wrapper[_TYPE]!r}")
         data = wrapper[_DATA]
         if type(data) is dict or type(data) is list:
             data = self._revive(data)
-        return transcoding.decode(data)
+        return decode(data)
 
 
 class DatetimeAsISO(Transcoding):
     type = dt.datetime
     name = "datetime_iso"
+    decoder = staticmethod(dt.datetime.fromisoformat)
 
     def encode(self, obj: dt.datetime) -> str:
         return obj.isoformat()
@@ -109,6 +146,7 @@ class DatetimeAsISO(Transcoding):
 class DateAsISO(Transcoding):
     type = dt.date
     name = "date_iso"
+    decoder = staticmethod(dt.date.fromisoformat)
 
     def encode(self, obj: dt.date) -> str:
         return obj.isoformat()
@@ -128,9 +166,34 @@ class UUIDAsHex(Transcoding):
         return uuid.UUID(data)
 
 
+class Interned:
+    """Equal immutable values decoded once: a clinic's events repeat a few catalogue
+    spacing rules and product lots many thousands of times, and building the attrs
+    value (with its validators) costs more than finding it. Bounded: it starts over
+    once it holds `limit` values."""
+
+    def __init__(self, build: Callable[..., Any], limit: int = 4096) -> None:
+        self.build = build
+        self.limit = limit
+        self.values: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, data: list[Any]) -> Any:
+        key = tuple(data)
+        value = self.values.get(key)
+        if value is None:
+            value = self.build(*data)
+            if len(self.values) >= self.limit:
+                self.values.clear()
+            self.values[key] = value
+        return value
+
+
 class SpacingRuleAsDict(Transcoding):
     type = SpacingRule
     name = "spacing_rule"
+
+    def __init__(self) -> None:
+        self.decoder = Interned(SpacingRule)
 
     def encode(self, obj: SpacingRule) -> list[Any]:
         return [obj.min_days, obj.target_days, obj.max_days, obj.source]
@@ -166,15 +229,22 @@ class ProtocolAsDict(Transcoding):
         return Protocol(**data)
 
 
+def _product(name: str, lot: str, expires_on: str) -> Product:
+    return Product(name, lot, dt.date.fromisoformat(expires_on))
+
+
 class ProductAsDict(Transcoding):
     type = Product
     name = "product"
+
+    def __init__(self) -> None:
+        self.decoder = Interned(_product)
 
     def encode(self, obj: Product) -> list[Any]:
         return [obj.name, obj.lot, obj.expires_on.isoformat()]
 
     def decode(self, data: list[Any]) -> Product:
-        return Product(data[0], data[1], dt.date.fromisoformat(data[2]))
+        return _product(*data)
 
 
 class PersonalInClear(Transcoding):
@@ -214,8 +284,82 @@ class PersonalEncrypted(Transcoding):
         sealed = data.get("sealed")
         if sealed is None:
             return Personal(patient_ref, data.get("data"))
-        plain = self.keyring.decrypt(patient_ref, base64.b64decode(sealed))
-        return Personal(patient_ref, None if plain is None else orjson.loads(plain))
+        return Personal(patient_ref, _open(self.keyring, patient_ref, sealed))
+
+    def decode_deferred(self, data: dict[str, Any]) -> Personal | SealedPersonal:
+        """As `decode`, but sealed data stays sealed until someone reads it."""
+        sealed = data.get("sealed")
+        if sealed is None:
+            return self.decode(data)
+        return SealedPersonal(data["patient_ref"], sealed, self.keyring)
+
+
+def _open(keyring: Keyring, patient_ref: str, sealed: str) -> Any:
+    plain = keyring.decrypt(patient_ref, base64.b64decode(sealed))
+    return None if plain is None else orjson.loads(plain)
+
+
+class SealedPersonal:
+    """Personal data read from the store but not opened yet: the patient's key is fetched
+    and the ciphertext decrypted (its AES-GCM tag checked) the first time `data` is read.
+
+    For reads that never show personal data, as the compliance report: a report over
+    thousands of courses then neither looks up every patient's key nor decrypts every
+    screening. Equal to the `Personal` it opens to; its repr shows no personal data."""
+
+    __slots__ = ("_keyring", "_opened", "_sealed", "patient_ref")
+
+    def __init__(self, patient_ref: str, sealed: str, keyring: Keyring) -> None:
+        self.patient_ref = patient_ref
+        self._sealed = sealed
+        self._keyring = keyring
+        self._opened: Personal | None = None
+
+    def opened(self) -> Personal:
+        if self._opened is None:
+            self._opened = Personal(self.patient_ref,
+                                    _open(self._keyring, self.patient_ref, self._sealed))
+        return self._opened
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        data: dict[str, Any] | None = self.opened().data
+        return data
+
+    @property
+    def erased(self) -> bool:
+        return self.opened().erased
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.opened().get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SealedPersonal):
+            return self.opened() == other.opened()
+        if isinstance(other, Personal):
+            return self.opened() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as Personal: its data is a dict
+
+    def __repr__(self) -> str:
+        return f"SealedPersonal(patient_ref={self.patient_ref!r})"
+
+
+def deferring_personal(transcoder: Transcoder) -> Transcoder:
+    """A transcoder reading as `transcoder` does, except that encrypted personal data
+    stays sealed until read (`SealedPersonal`); `transcoder` itself when it has no such
+    data. Encoding is unchanged."""
+    if not isinstance(transcoder, OrjsonTranscoder):
+        return transcoder
+    personal = transcoder.names.get(PersonalEncrypted.name)
+    if not isinstance(personal, PersonalEncrypted):
+        return transcoder
+    deferring = OrjsonTranscoder()
+    deferring.types = transcoder.types
+    deferring.names = transcoder.names
+    deferring.decoders = {**transcoder.decoders, personal.name: personal.decode_deferred}
+    return deferring
 
 
 def default_transcodings(keyring: Keyring | None = None) -> list[Transcoding]:

@@ -28,6 +28,8 @@ import attrs
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
+from coursebook.adapters.sealing import SealingMapper
+from coursebook.adapters.transcoding import deferring_personal
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState, Reaction
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODES", "LICENSE_HORIZON_DAYS", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
-    "build_report", "compliance_report", "judge", "read_report_events", "report_topics",
+    "build_report", "compliance_report", "judge", "read_report_events", "report_mapper",
+    "report_topics",
 ]
 
 SEVERITY: dict[str, str] = {
@@ -108,9 +111,11 @@ class Report:
     findings: list[Finding]
 
     def document(self) -> dict[str, Any]:
-        """The contract's JSON: `{"as_of", "courses", "findings"}`."""
-        return {"as_of": iso(self.as_of), "courses": len(self.courses),
-                "findings": [finding.as_dict() for finding in self.findings]}
+        """The contract's JSON: `{"as_of", "courses", "findings"}` (built with the cyclic
+        collector paused: it would walk every course state kept here, again and again)."""
+        with collector_paused():
+            return {"as_of": iso(self.as_of), "courses": len(self.courses),
+                    "findings": [finding.as_dict() for finding in self.findings]}
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(code, severity, count) for every code found, most severe first."""
@@ -254,13 +259,19 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
 
     by_originator: dict[UUID, list[Any]] = {}
     erasures: list[Any] = []
+    kinds: dict[type, int] = {}  # the kind of each event class, decided once per class
     for event in events:
-        if isinstance(event, PatientRecord.Erased):
+        kind = kinds.get(type(event))
+        if kind is None:
+            kind = kinds[type(event)] = _kind(type(event))
+        if kind == _FOLDED:
+            stream = by_originator.get(event.originator_id)
+            if stream is None:
+                by_originator[event.originator_id] = [event]
+            else:
+                stream.append(event)
+        elif kind == _ERASURE:
             erasures.append(event)
-        elif isinstance(event, (TreatmentCourse.Opened, TreatmentCourse.Event,
-                                PractitionerRecord.Registered,
-                                PractitionerRecord.LicenseRenewed)):
-            by_originator.setdefault(event.originator_id, []).append(event)
 
     courses: dict[str, CourseState] = {}
     practitioners: dict[str, rules.Practitioner] = {}
@@ -280,11 +291,23 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
     erased_ids = {e.originator_id for e in select_events(erasures, as_of=as_of,
                                                          known_at=known_at)}
     erased = frozenset(state.patient_ref for state in courses.values()
-                       if patient_uuid(state.patient_ref) in erased_ids)
+                       if erased_ids and patient_uuid(state.patient_ref) in erased_ids)
     findings = judge(courses.values(), practitioners.values(), as_of=as_of, zone=zone,
                      erased=erased)
     return Report(as_of=as_of, known_at=known_at, zone=zone, courses=courses,
                   practitioners=practitioners, erased=erased, findings=findings)
+
+
+_IGNORED, _FOLDED, _ERASURE = 0, 1, 2
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, PatientRecord.Erased):
+        return _ERASURE
+    if issubclass(cls, (TreatmentCourse.Opened, TreatmentCourse.Event,
+                        PractitionerRecord.Registered, PractitionerRecord.LicenseRenewed)):
+        return _FOLDED
+    return _IGNORED
 
 
 def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
@@ -300,14 +323,25 @@ def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
 
 
 # -- the I/O -----------------------------------------------------------------------------
+def report_mapper(app: Coursebook) -> Any:
+    """The application's mapper, except that personal data stays sealed until read: the
+    report never shows it, so it neither fetches every patient's key nor decrypts
+    (`SealedPersonal`; anything that does read it gets it opened, or erased)."""
+    mapper = app.mapper
+    if isinstance(mapper, SealingMapper):
+        return mapper.reading_with(deferring_personal(mapper.transcoder))
+    return mapper  # pragma: no cover - the application always seals
+
+
 def read_report_events(app: Coursebook, *, page_size: int = PAGE_SIZE) -> Iterator[Any]:
     """The events the report needs, from the whole log, in recording order."""
     topics = report_topics()
+    to_domain_event = report_mapper(app).to_domain_event
     start = 1
     while True:
         page = app.recorder.select_notifications(start, page_size, topics=topics)
         for notification in page:
-            yield app.mapper.to_domain_event(notification)
+            yield to_domain_event(notification)
         if len(page) < page_size:
             return
         start = page[-1].id + 1

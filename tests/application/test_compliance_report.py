@@ -23,7 +23,7 @@ from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
 from coursebook.errors import Rejected
-from coursebook.projections.compliance import compliance_report
+from coursebook.projections.compliance import build_report, compliance_report, report_topics
 from tests.stores import PERSISTENT_KINDS, params, release, target
 
 START = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
@@ -193,6 +193,19 @@ class TestTimeTravel:
         for personal in ("Jeanne", "Martin", "1984", "wedding"):
             assert personal not in text
 
+    def test_the_report_never_opens_personal_data(self, clinic: Clinic,
+                                                  monkeypatch: pytest.MonkeyPatch):
+        clinic.open("C-1", START)
+        clinic.later(HOUR)
+        assert clinic.give("C-1", START + HOUR)
+        expected = clinic.report()
+
+        def refuse(*args: Any) -> None:
+            raise AssertionError("the report decrypted personal data")
+
+        monkeypatch.setattr(clinic.app.keyring, "decrypt", refuse)
+        assert clinic.report() == expected
+
 
 # -- the property: live and replay never disagree -----------------------------------------
 COURSES = ("C-0", "C-1", "C-2")
@@ -306,8 +319,20 @@ def test_the_live_report_at_any_moment_equals_the_replay_as_of_and_known_at_that
         live = write_history(clinic, history)
         for moment, captured in live:
             assert clinic.report(as_of=moment, known_at=moment) == captured, moment
+        assert_sealed_read_folds_as_the_full_read(clinic.app)
     finally:
         clinic.app.close()
+
+
+def assert_sealed_read_folds_as_the_full_read(app: Coursebook) -> None:
+    """The report reads personal data sealed (`SealedPersonal`); the courses it folds
+    equal those folded from the application's own fully decoded events."""
+    report = compliance_report(app)
+    notifications = app.recorder.select_notifications(1, 100_000, topics=report_topics())
+    full = build_report([app.mapper.to_domain_event(n) for n in notifications],
+                        as_of=report.as_of, known_at=None, zone=app.zone)
+    assert report.courses == full.courses
+    assert report.document() == full.document()
 
 
 @pytest.mark.slow
