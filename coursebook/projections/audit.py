@@ -28,7 +28,7 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.projections.calendar import course_topics
-from coursebook.projections.views import Row, ViewProjection, Write
+from coursebook.projections.views import Row, ViewProjection, Write, raw_json
 
 __all__ = ["AuditProjection"]
 
@@ -97,6 +97,7 @@ class AuditProjection(ViewProjection):
         "course_id TEXT, event TEXT NOT NULL, actor TEXT, reason TEXT, detail BLOB NOT NULL)",
         "CREATE INDEX IF NOT EXISTS view_audit_course ON view_audit (course_id, position)",
     )
+    deferred = ("view_audit_course",)
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
               "actor, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -106,6 +107,7 @@ class AuditProjection(ViewProjection):
         self._patient_registered = get_topic(PatientRecord.Registered)
         self._course_prefix = get_topic(TreatmentCourse) + "."
         self._patient_prefix = get_topic(PatientRecord) + "."
+        self._stored_json = raw_json(app)
 
     def forget(self) -> None:
         self.subjects = {}
@@ -130,12 +132,13 @@ class AuditProjection(ViewProjection):
             self.subjects[originator] = known
         return known
 
-    def page(self, rows: Sequence[Row]) -> list[Write]:
+    def page(self, rows: Sequence[Row],
+             bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
         out = []
-        decode, left_out = self.decode, LEFT_OUT
-        raw_ok = decode is orjson.loads  # no cipher or compressor on the stored bytes
-        for position, originator, _, topic, state in rows:
-            body = decode(state)
+        decode, left_out, stored_json = self.decode, LEFT_OUT, self._stored_json
+        if bodies is None:
+            bodies = [decode(row[4]) for row in rows]
+        for (position, originator, _, topic, state), body in zip(rows, bodies, strict=True):
             if topic == self._patient_registered:  # the index names the patient: no row
                 self._subject(originator, topic, body)
                 continue
@@ -148,8 +151,8 @@ class AuditProjection(ViewProjection):
                 body.get("spacing_override_reason")
             # Kept in stored form (`plain` makes it JSON when the trail is read). A body
             # without any personal field is kept as stored, byte for byte.
-            if raw_ok and not body.keys() & PERSONAL:
-                detail = state
+            if stored_json is not None and not body.keys() & PERSONAL:
+                detail = stored_json(state)
             else:
                 detail = orjson.dumps({key: value for key, value in body.items()
                                        if key not in left_out})
