@@ -109,13 +109,20 @@ def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, A
     return day, entry
 
 
+def _copy(value: Any) -> Any:
+    """A fresh copy of a decoded JSON value (to revive without touching the original)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 class _Body:
     """An event body read from its stored JSON: its fields as attributes, its class name
     the event's (all `CourseState.apply` dispatches on). `converter` rebuilds the values
     of registered types, with fast paths for the common ones; personal fields are never
     decoded (None) and products are left in their stored form (the calendar never looks
     inside them). Protocols and spacing rules are immutable values, so equal stored forms
-    share one object."""
+    share one object. The decoded document may be shared with other views (a rebuild of
+    them all decodes each body once): `convert` replaces values in `data` only, and
+    revives copies of the containers it finds, never the containers themselves."""
 
     shared: dict[Any, Any] = {}  # one cache for every event class
     typed: tuple[str, ...] | None = None  # the fields to look at (None: every field)
@@ -141,13 +148,13 @@ class _Body:
                     body = orjson.dumps(value)
                     protocol = shared.get(body)
                     if protocol is None:
-                        protocol = shared[body] = revive(value)
+                        protocol = shared[body] = revive(orjson.loads(body))
                     data[name] = protocol
                 else:
-                    data[name] = None if name in PERSONAL_FIELDS else revive(value)
+                    data[name] = None if name in PERSONAL_FIELDS else revive(_copy(value))
             elif kind is list and value and type(value[0]) is not str \
                     and name not in UNREAD_FIELDS:
-                data[name] = revive(value)
+                data[name] = revive(_copy(value))
         event = cls.__new__(cls)
         event.__dict__ = data
         return event
