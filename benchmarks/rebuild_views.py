@@ -1,11 +1,21 @@
 """How fast the materialised views rebuild from zero (figures only, no assertions).
 
     python -m benchmarks.rebuild_views [--courses 10000] [--store PATH] [--repeat 3]
-                                       [--profile VIEW]
+                                       [--profile VIEW] [--copies N] [--memory]
 
 Generates (or reuses, when `--store` names an existing file) a SQLite store holding the
 synthetic clinic of `benchmarks.clinic` (about 11 commands a course), imported as
 `coursebook import` does. 10,000 courses give about 210,000 stored records.
+
+`--copies N` makes a store N times larger cheaply (figure (f): 10,000 courses and
+`--copies 3` give about 1,000,000 stored records in a minute or two): the clinic's records
+copied N - 1 more times after the first, each copy under fresh aggregate ids and with
+its course and patient references renamed (`C-` to `C1-`, ...), so every copy is new
+courses and patients to the views. Synthetic for the views only: the copies keep the
+originals' HMAC tags, so `coursebook verify` rejects such a store.
+
+`--memory` runs one rebuild of every view in a fresh process and prints its peak
+resident memory (`benchmarks.memory`).
 
 Then, for each view, `read_models.rebuild(app, name)` (empty the view, read the log in
 pages, decode, fold, executemany, commit each page with its position) and prints the
@@ -16,10 +26,16 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import logging
 import pstats
+import shutil
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -28,8 +44,11 @@ import structlog
 from benchmarks.clinic import END, ZONE, clinic_commands
 from coursebook.adapters.cli.importing import apply_lines
 from coursebook.adapters.persistence import open_store
+from coursebook.adapters.sealing import TAG_LEN
 from coursebook.clock import FixedClock
 from coursebook.projections import read_models
+
+BATCH = 5000
 
 
 def generate(path: Path, courses: int) -> None:
@@ -45,6 +64,52 @@ def generate(path: Path, courses: int) -> None:
           f"{total} records stored in {path}", flush=True)
 
 
+def rename(body: bytes, k: int) -> bytes:
+    """A stored body with its course and patient references moved to copy `k`."""
+    return body.replace(b'"C-', b'"C%d-' % k).replace(b'"P-', b'"P%d-' % k)
+
+
+def multiply(source: Path, path: Path, copies: int) -> None:
+    """`source` and `copies - 1` renamed copies of its records, in one SQLite file."""
+    started = time.perf_counter()
+    shutil.copyfile(source, path)
+    key = source.with_name(source.name + ".key")  # the store's master key file
+    if key.exists():
+        shutil.copyfile(key, path.with_name(path.name + ".key"))
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    last = db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
+    for k in range(1, copies):
+        after = 0
+        while True:
+            rows = db.execute("SELECT rowid, originator_id, originator_version, topic, state "
+                              "FROM stored_events WHERE rowid > ? AND rowid <= ? "
+                              "ORDER BY rowid LIMIT ?", (after, last, BATCH)).fetchall()
+            if not rows:
+                break
+            renamed = [(uuid.uuid5(uuid.NAMESPACE_OID, f"{k}:{originator}").hex, version,
+                        topic, rename(state[:-TAG_LEN], k) + state[-TAG_LEN:])
+                       for _, originator, version, topic, state in rows]
+            with db:
+                db.executemany("INSERT INTO stored_events (originator_id, originator_version, "
+                               "topic, state) VALUES (?, ?, ?, ?)", renamed)
+            after = rows[-1][0]
+    total = db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
+    db.close()
+    print(f"copied {source} {copies} times in {time.perf_counter() - started:.1f} s: "
+          f"{total} records in {path}", flush=True)
+
+
+def peak_memory(store: Path) -> None:
+    """One rebuild of every view in a fresh process, and its peak resident memory."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", "rebuild", str(store)],  # noqa: S603
+                         check=True, capture_output=True, text=True).stdout
+    print(f"rebuild of every view in a fresh process: peak "
+          f"{json.loads(out.splitlines()[-1])['peak_mb']:.1f} MB "
+          f"({time.perf_counter() - started:.1f} s wall)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--courses", type=int, default=10_000)
@@ -52,6 +117,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default=None, metavar="VIEW",
                         help="Profile one rebuild of VIEW (or 'all') and print the top functions.")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="The clinic's records this many times (renamed copies).")
+    parser.add_argument("--memory", action="store_true",
+                        help="Also the peak memory of a rebuild in a fresh process.")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     shm = Path("/dev/shm")  # noqa: S108 (a scratch store of synthetic data)
@@ -59,6 +128,13 @@ def main() -> None:
     store = args.store or scratch / f"coursebook-bench-views-{args.courses}.db"
     if not store.exists():
         generate(store, args.courses)
+    if args.copies > 1:
+        larger = store.with_name(f"{store.stem}x{args.copies}{store.suffix}")
+        if not larger.exists():
+            multiply(store, larger, args.copies)
+        store = larger
+    if args.memory:
+        peak_memory(store)
     app = open_store(str(store))
     try:
         head = app.recorder.max_notification_id() or 0
