@@ -6,7 +6,7 @@ transaction as the tracking position of the last event it reflects. So a view is
 the image of a prefix of the application log, and a crash loses nothing and counts
 nothing twice: the next run reads on from the committed position.
 
-Three choices on top of the library's model:
+Four choices on top of the library's model:
 
 - **Pages.** A runner reads the notifications after the view's position in pages (1,000
   by default), lets the projection turn the whole page into row writes (kept in memory,
@@ -35,7 +35,6 @@ notifications into writes; `ViewRunner` catches up, rebuilds, and reports status
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -55,8 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGE_SIZE", "TRACKING_TABLE", "Progress", "Row", "SQLiteViewRecorder",
-    "ViewProjection", "ViewRecorder", "ViewRunner", "ViewStatus", "Write", "index_name",
-    "raw_decoder", "raw_json", "rebuild_together",
+    "ViewProjection", "ViewRecorder", "ViewRunner", "ViewStatus", "Write", "raw_decoder",
+    "raw_json", "rebuild_together",
 ]
 
 PAGE_SIZE = 1000
@@ -79,14 +78,6 @@ Write = tuple[str, Sequence[Sequence[Any]]]
 
 Progress = Callable[[int, int], None]
 """Called after each committed page with (position, head of the log)."""
-
-_INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON ")
-
-
-def index_name(statement: str) -> str | None:
-    """The index a `CREATE INDEX IF NOT EXISTS name ON ...` statement creates."""
-    found = _INDEX.match(statement)
-    return None if found is None else found.group(1)
 
 
 class ViewRecorder(TrackingRecorder, ABC):
