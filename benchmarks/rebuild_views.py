@@ -1,14 +1,21 @@
 """How fast the materialised views rebuild from zero (figures only, no assertions).
 
-    python benchmarks/rebuild_views.py [--courses 10000] [--store PATH] [--repeat 3]
-                                       [--profile VIEW]
+    python -m benchmarks.rebuild_views [--courses 10000] [--store PATH] [--repeat 3]
+                                       [--profile VIEW] [--copies N] [--memory]
 
-Generates (or reuses, when `--store` names an existing file) a SQLite store: the same
-synthetic clinic as `compliance_asof.py` (about 11 commands a course), applied through
-the public commands to an in-memory application with the real rules, and its stored
-records then copied into the SQLite file in large batches (the fast part of a synthetic
-generator: every record is exactly what `import` would have written, without one
-durable transaction per command). 10,000 courses give about 250,000 stored records.
+Generates (or reuses, when `--store` names an existing file) a SQLite store holding the
+synthetic clinic of `benchmarks.clinic` (about 11 commands a course), imported as
+`coursebook import` does. 10,000 courses give about 210,000 stored records.
+
+`--copies N` makes a store N times larger cheaply (figure (f): 10,000 courses and
+`--copies 3` give about 1,000,000 stored records in a minute or two): the clinic's records
+copied N - 1 more times after the first, each copy under fresh aggregate ids and with
+its course and patient references renamed (`C-` to `C1-`, ...), so every copy is new
+courses and patients to the views. Synthetic for the views only: the copies keep the
+originals' HMAC tags, so `coursebook verify` rejects such a store.
+
+`--memory` runs one rebuild of every view in a fresh process and prints its peak
+resident memory (`benchmarks.memory`).
 
 Then, for each view, `read_models.rebuild(app, name)` (empty the view, read the log in
 pages, decode, fold, executemany, commit each page with its position) and prints the
@@ -19,69 +26,88 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
+import json
 import logging
 import pstats
-import random
+import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
+import orjson
 import structlog
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from compliance_asof import START, ZONE, course_commands
-
+from benchmarks.clinic import END, ZONE, clinic_commands
+from coursebook.adapters.cli.importing import apply_lines
 from coursebook.adapters.persistence import open_store
-from coursebook.application import Coursebook
+from coursebook.adapters.sealing import TAG_LEN
 from coursebook.clock import FixedClock
-from coursebook.errors import Rejected
 from coursebook.projections import read_models
 
 BATCH = 5000
 
 
 def generate(path: Path, courses: int) -> None:
-    """Commands on an in-memory application, then its records bulk-copied to SQLite."""
+    """The synthetic clinic of `benchmarks.clinic`, imported as `coursebook import` does."""
     started = time.perf_counter()
-    clock = FixedClock(START)
-    memory = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    memory.initialise(ZONE)
-    rng = random.Random(2026)
-    for practitioner, role in (("dr-1", "physician"), ("nurse-1", "nurse")):
-        memory.execute({"command": "register_practitioner",
-                        "command_id": f"reg-{practitioner}", "at": START.isoformat(),
-                        "actor": "admin", "practitioner_id": practitioner,
-                        "name": "Synthetic", "role": role,
-                        "license_number": f"L-{practitioner}",
-                        "license_expires_on": "2030-12-31"})
-    refused = 0
-    for n in range(courses):
-        opened = START + dt.timedelta(hours=7 * n % (24 * 600))
-        for command in course_commands(rng, n, opened):
-            clock.set(max(dt.datetime.fromisoformat(command["at"]), clock.now()))
-            try:
-                memory.execute(command)
-            except Rejected:
-                refused += 1
-    applied = time.perf_counter() - started
-    store = open_store(str(path), create=True)
-    source, target = memory.recorder, store.recorder
-    start = 1
-    while True:
-        page = source.select_notifications(start, BATCH)
-        if not page:
-            break
-        target.insert_events(list(page))  # Notification is a StoredEvent with an id
-        start = page[-1].id + 1
-    total = store.recorder.max_notification_id()
-    store.close()
-    memory.close()
-    print(f"generated {courses} courses: commands applied in memory in {applied:.1f} s "
-          f"({refused} refused), {total} records copied to {path} in "
-          f"{time.perf_counter() - started - applied:.1f} s", flush=True)
+    app = open_store(str(path), create=True, clock=FixedClock(END))
+    app.initialise(ZONE)
+    report = apply_lines(app, b"\n".join(orjson.dumps(c) for c in clinic_commands(courses)))
+    total = app.recorder.max_notification_id()
+    app.close()
+    print(f"generated {courses} courses in {time.perf_counter() - started:.1f} s: "
+          f"{report['applied']} applied, {len(report['rejected'])} refused, "
+          f"{total} records stored in {path}", flush=True)
+
+
+def rename(body: bytes, k: int) -> bytes:
+    """A stored body with its course and patient references moved to copy `k`."""
+    return body.replace(b'"C-', b'"C%d-' % k).replace(b'"P-', b'"P%d-' % k)
+
+
+def multiply(source: Path, path: Path, copies: int) -> None:
+    """`source` and `copies - 1` renamed copies of its records, in one SQLite file."""
+    started = time.perf_counter()
+    shutil.copyfile(source, path)
+    key = source.with_name(source.name + ".key")  # the store's master key file
+    if key.exists():
+        shutil.copyfile(key, path.with_name(path.name + ".key"))
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    last = db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
+    for k in range(1, copies):
+        after = 0
+        while True:
+            rows = db.execute("SELECT rowid, originator_id, originator_version, topic, state "
+                              "FROM stored_events WHERE rowid > ? AND rowid <= ? "
+                              "ORDER BY rowid LIMIT ?", (after, last, BATCH)).fetchall()
+            if not rows:
+                break
+            renamed = [(uuid.uuid5(uuid.NAMESPACE_OID, f"{k}:{originator}").hex, version,
+                        topic, rename(state[:-TAG_LEN], k) + state[-TAG_LEN:])
+                       for _, originator, version, topic, state in rows]
+            with db:
+                db.executemany("INSERT INTO stored_events (originator_id, originator_version, "
+                               "topic, state) VALUES (?, ?, ?, ?)", renamed)
+            after = rows[-1][0]
+    total = db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
+    db.close()
+    print(f"copied {source} {copies} times in {time.perf_counter() - started:.1f} s: "
+          f"{total} records in {path}", flush=True)
+
+
+def peak_memory(store: Path) -> None:
+    """One rebuild of every view in a fresh process, and its peak resident memory."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", "rebuild", str(store)],  # noqa: S603
+                         check=True, capture_output=True, text=True).stdout
+    print(f"rebuild of every view in a fresh process: peak "
+          f"{json.loads(out.splitlines()[-1])['peak_mb']:.1f} MB "
+          f"({time.perf_counter() - started:.1f} s wall)", flush=True)
 
 
 def main() -> None:
@@ -90,7 +116,11 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default=None, metavar="VIEW",
-                        help="Profile one rebuild of VIEW and print the top functions.")
+                        help="Profile one rebuild of VIEW (or 'all') and print the top functions.")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="The clinic's records this many times (renamed copies).")
+    parser.add_argument("--memory", action="store_true",
+                        help="Also the peak memory of a rebuild in a fresh process.")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     shm = Path("/dev/shm")  # noqa: S108 (a scratch store of synthetic data)
@@ -98,11 +128,18 @@ def main() -> None:
     store = args.store or scratch / f"coursebook-bench-views-{args.courses}.db"
     if not store.exists():
         generate(store, args.courses)
+    if args.copies > 1:
+        larger = store.with_name(f"{store.stem}x{args.copies}{store.suffix}")
+        if not larger.exists():
+            multiply(store, larger, args.copies)
+        store = larger
+    if args.memory:
+        peak_memory(store)
     app = open_store(str(store))
     try:
         head = app.recorder.max_notification_id() or 0
         print(f"store {store}: {head} stored records")
-        for name in read_models.PROJECTIONS:
+        for name in [*read_models.PROJECTIONS, None]:
             walls, cpus = [], []
             for _ in range(args.repeat):
                 started, started_cpu = time.perf_counter(), time.process_time()
@@ -112,14 +149,14 @@ def main() -> None:
             wall, cpu = min(walls), min(cpus)
             # On a shared machine the CPU figure is the steadier one (SQLite runs in
             # this process, so it counts the database's work too).
-            print(f"rebuild {name:<9} {events:>8} events: wall {wall:6.2f} s = "
+            print(f"rebuild {name or 'all':<9} {events:>8} events: wall {wall:6.2f} s = "
                   f"{events / wall:>9,.0f} events/s; cpu {cpu:6.2f} s = "
                   f"{events / cpu:>9,.0f} events/s (best of {args.repeat}; "
                   f"{head / wall:,.0f} stored records/s of the log)", flush=True)
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            read_models.rebuild(app, args.profile)
+            read_models.rebuild(app, None if args.profile == "all" else args.profile)
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     finally:

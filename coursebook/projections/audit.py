@@ -28,7 +28,7 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.projections.calendar import course_topics
-from coursebook.projections.views import Row, ViewProjection, Write
+from coursebook.projections.views import Row, ViewProjection, Write, raw_json
 
 __all__ = ["AuditProjection"]
 
@@ -97,6 +97,7 @@ class AuditProjection(ViewProjection):
         "course_id TEXT, event TEXT NOT NULL, actor TEXT, reason TEXT, detail BLOB NOT NULL)",
         "CREATE INDEX IF NOT EXISTS view_audit_course ON view_audit (course_id, position)",
     )
+    deferred = ("view_audit_course",)
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
               "actor, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -106,6 +107,8 @@ class AuditProjection(ViewProjection):
         self._patient_registered = get_topic(PatientRecord.Registered)
         self._course_prefix = get_topic(TreatmentCourse) + "."
         self._patient_prefix = get_topic(PatientRecord) + "."
+        self._stored_json = raw_json(app)
+        self._topic_facts: dict[str, tuple[str, str, bool]] = {}
 
     def forget(self) -> None:
         self.subjects = {}
@@ -130,31 +133,44 @@ class AuditProjection(ViewProjection):
             self.subjects[originator] = known
         return known
 
-    def page(self, rows: Sequence[Row]) -> list[Write]:
-        out = []
-        decode, left_out = self.decode, LEFT_OUT
-        raw_ok = decode is orjson.loads  # no cipher or compressor on the stored bytes
-        for position, originator, _, topic, state in rows:
-            body = decode(state)
-            if topic == self._patient_registered:  # the index names the patient: no row
-                self._subject(originator, topic, body)
-                continue
+    def _facts(self, topic: str) -> tuple[str, str, bool]:
+        """(event name, the body field naming the subject or "" for the clinic, whether
+        the subject is a course) for a topic, worked out once."""
+        facts = self._topic_facts.get(topic)
+        if facts is None:
             event = topic.rpartition(".")[2]
+            key = "" if event == "Configured" else self._subject_key(topic)
+            facts = (event, key, topic.startswith(self._course_prefix))
+            self._topic_facts[topic] = facts
+        return facts
+
+    def page(self, rows: Sequence[Row],
+             bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
+        out: list[tuple[Any, ...]] = []
+        decode, left_out, stored_json = self.decode, LEFT_OUT, self._stored_json
+        if bodies is None:
+            bodies = [decode(row[4]) for row in rows]
+        facts_of, subject_of, registered = self._facts, self._subject, self._patient_registered
+        append, personal = out.append, PERSONAL
+        for (position, originator, _, topic, state), body in zip(rows, bodies, strict=True):
+            if topic == registered:  # the index names the patient: no row
+                subject_of(originator, topic, body)
+                continue
+            event, key, of_course = facts_of(topic)
             recorded_at = utc(body["timestamp"])
-            subject = "clinic" if event == "Configured" else \
-                self._subject(originator, topic, body)
-            course_id = subject if topic.startswith(self._course_prefix) else None
+            subject = subject_of(originator, topic, body) if key else "clinic"
             reason = body.get("reason") or body.get("justification") or \
                 body.get("spacing_override_reason")
             # Kept in stored form (`plain` makes it JSON when the trail is read). A body
             # without any personal field is kept as stored, byte for byte.
-            if raw_ok and not body.keys() & PERSONAL:
-                detail = state
+            if stored_json is not None and personal.isdisjoint(body):
+                detail = stored_json(state)
             else:
                 detail = orjson.dumps({key: value for key, value in body.items()
                                        if key not in left_out})
-            out.append((position, recorded_at, utc(body.get("at")) or recorded_at,
-                        subject, course_id, event, body.get("actor"), reason, detail))
+            append((position, recorded_at, utc(body.get("at")) or recorded_at, subject,
+                    subject if of_course else None, event, body.get("actor"), reason,
+                    detail))
         return [(self.INSERT, out)]
 
     # -- queries -----------------------------------------------------------------------

@@ -16,6 +16,8 @@ from the store the first time a page touches it (a live update after a restart).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -42,15 +44,50 @@ PERSONAL_FIELDS = frozenset({"patient", "screening", "notes"})
 UNREAD_FIELDS = frozenset({"products"})
 """Kept in their stored form: the calendar never looks inside them."""
 
+NOT_FOLDED = frozenset({"timestamp", "originator_id", "originator_version",
+                        "originator_id_type"})
+"""Typed fields of every event that `CourseState` never reads: left as stored."""
+
 CACHE_LIMIT = 200_000
 """Folded courses kept in memory; beyond it the cache starts again (misses reload)."""
 
 
-def course_topics() -> list[str]:
+def _course_event_classes() -> list[type]:
     classes = [value for value in vars(TreatmentCourse).values()
                if isinstance(value, type) and issubclass(value, TreatmentCourse.Event)
                and value is not TreatmentCourse.Event]
-    return sorted([get_topic(TreatmentCourse.Opened), *(get_topic(c) for c in classes)])
+    return [TreatmentCourse.Opened, *classes]
+
+
+def course_topics() -> list[str]:
+    return sorted(get_topic(c) for c in _course_event_classes())
+
+
+@functools.lru_cache(maxsize=65_536)
+def patient_key(patient_ref: str) -> str:
+    """The view's key for a patient (the id of the patient's record, as hex)."""
+    return patient_uuid(patient_ref).hex
+
+
+def typed_fields(event_class: type) -> tuple[str, ...] | None:
+    """The fields of a course event whose stored form may hold a value of a registered
+    type the fold reads (dates, rules, protocols, personal data, lists of records), from
+    the event's annotations; every other field is a plain JSON value stored as is.
+    None when the annotations cannot be read (then every field is looked at)."""
+    try:
+        hints = typing.get_type_hints(event_class)
+    except (NameError, TypeError):
+        return None
+    plain = (str, int, float, bool, type(None), list[str])
+    out = []
+    for name, hint in hints.items():
+        if name in NOT_FOLDED or name in UNREAD_FIELDS:
+            continue
+        args = typing.get_args(hint) if typing.get_origin(hint) is not list else (hint,)
+        if hint in plain or (args and all(arg in plain for arg in args)):
+            continue
+        out.append(name)
+    return tuple(out)
 
 
 def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, Any]] | None:
@@ -72,20 +109,30 @@ def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, A
     return day, entry
 
 
+def _copy(value: Any) -> Any:
+    """A fresh copy of a decoded JSON value (to revive without touching the original)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 class _Body:
     """An event body read from its stored JSON: its fields as attributes, its class name
     the event's (all `CourseState.apply` dispatches on). `converter` rebuilds the values
     of registered types, with fast paths for the common ones; personal fields are never
     decoded (None) and products are left in their stored form (the calendar never looks
     inside them). Protocols and spacing rules are immutable values, so equal stored forms
-    share one object."""
+    share one object. The decoded document may be shared with other views (a rebuild of
+    them all decodes each body once): `convert` replaces values in `data` only, and
+    revives copies of the containers it finds, never the containers themselves."""
 
     shared: dict[Any, Any] = {}  # one cache for every event class
+    typed: tuple[str, ...] | None = None  # the fields to look at (None: every field)
 
     @classmethod
     def convert(cls, data: dict[str, Any], revive: Callable[[Any], Any]) -> Any:
         shared = cls.shared
-        for name, value in data.items():
+        typed = cls.typed
+        for name in data if typed is None else typed:
+            value: Any = data.get(name)
             kind = type(value)
             if kind is dict:
                 stored = value.get("_type_")
@@ -101,13 +148,13 @@ class _Body:
                     body = orjson.dumps(value)
                     protocol = shared.get(body)
                     if protocol is None:
-                        protocol = shared[body] = revive(value)
+                        protocol = shared[body] = revive(orjson.loads(body))
                     data[name] = protocol
                 else:
-                    data[name] = None if name in PERSONAL_FIELDS else revive(value)
+                    data[name] = None if name in PERSONAL_FIELDS else revive(_copy(value))
             elif kind is list and value and type(value[0]) is not str \
                     and name not in UNREAD_FIELDS:
-                data[name] = revive(value)
+                data[name] = revive(_copy(value))
         event = cls.__new__(cls)
         event.__dict__ = data
         return event
@@ -136,23 +183,30 @@ class CalendarProjection(ViewProjection):
         self._opened_topic = get_topic(TreatmentCourse.Opened)
         transcoder = app.mapper.transcoder
         self._revive = getattr(transcoder, "revive", None)
+        self._event_classes = {get_topic(cls): cls for cls in _course_event_classes()}
 
     def forget(self) -> None:
         self.states = {}
 
     def _event(self, topic: str, state: bytes) -> Any:
+        return self._convert(topic, self.decode(state))
+
+    def _convert(self, topic: str, data: dict[str, Any]) -> Any:
         cls = self._classes.get(topic)
         if cls is None:
-            cls = type(topic.rpartition(".")[2], (_Body,), {})
+            known = self._event_classes.get(topic)
+            typed = None if known is None else typed_fields(known)
+            cls = type(topic.rpartition(".")[2], (_Body,), {"typed": typed})
             self._classes[topic] = cls
-        return cls.convert(self.decode(state), self._revive)  # type: ignore[arg-type]
+        return cls.convert(data, self._revive)  # type: ignore[arg-type]
 
     def _state_before(self, originator: Any, version: int) -> CourseState | None:
         """A course first met mid-history: fold its events before this one from the store."""
         return CourseState.fold(list(self.app.events.get(UUID(str(originator)),
                                                          lte=version - 1)))
 
-    def page(self, rows: Sequence[Row]) -> list[Write]:
+    def page(self, rows: Sequence[Row],
+             bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
         if len(self.states) > CACHE_LIMIT:
             self.states = {}
         zone: ZoneInfo = self.app.zone  # type: ignore[attr-defined]
@@ -164,9 +218,13 @@ class CalendarProjection(ViewProjection):
             events = [to_event(Notification(id=r[0], originator_id=UUID(str(r[1])),
                                             originator_version=r[2], topic=r[3], state=r[4]))
                       if r[3] != erasure else None for r in rows]
-        else:
+        elif bodies is None:
             event_of = self._event
             events = [event_of(r[3], r[4]) if r[3] != erasure else None for r in rows]
+        else:  # decoded for several views: converted in a copy
+            convert = self._convert
+            events = [convert(r[3], dict(body)) if r[3] != erasure else None
+                      for r, body in zip(rows, bodies, strict=True)]
         for (_, key, version, topic, _), event in zip(rows, events, strict=True):
             if event is None:
                 erased.append((UUID(str(key)).hex,))
@@ -188,7 +246,7 @@ class CalendarProjection(ViewProjection):
         for state in touched.values():
             placed = calendar_entry(state, zone)
             day, entry = placed if placed is not None else (None, None)
-            out.append((state.course_id, patient_uuid(state.patient_ref).hex, day,
+            out.append((state.course_id, patient_key(state.patient_ref), day,
                         None if entry is None else orjson.dumps(entry).decode()))
         return [(self.UPSERT, out), (self.ERASE, erased)]
 

@@ -92,8 +92,10 @@ class PostgresViewRecorder(ViewRecorder):
             return [(r["notification_id"], r["originator_id"], r["originator_version"],
                      r["topic"], bytes(r["state"])) for r in c.fetchall()]
 
-    def reset(self) -> None:
+    def reset(self, drop: Sequence[str] = ()) -> None:
         with self.datastore.transaction(commit=True) as c:
+            for index in drop:
+                c.execute(f"DROP INDEX IF EXISTS {index}")
             for table in self.tables:
                 c.execute(f"DELETE FROM {table}")
             c.execute(_pg(f"UPDATE {TRACKING_TABLE} SET position=0 "

@@ -32,6 +32,7 @@ from coursebook.projections.views import (
     ViewRecorder,
     ViewRunner,
     ViewStatus,
+    rebuild_together,
 )
 
 __all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "rebuild", "runners", "status"]
@@ -97,8 +98,8 @@ def catch_up(app: Coursebook, name: str | None = None) -> int:
 def rebuild(app: Coursebook, name: str | None = None, progress: Progress | None = None) -> int:
     """Rebuilds the views (or the one named) from zero; returns the number of events
     processed (summed over the views rebuilt). `progress(position, head)` is called
-    after each committed page."""
-    return sum(runner.rebuild(progress=progress) for runner in _selected(app, name))
+    after each committed page. Several views are rebuilt in one pass over the log."""
+    return rebuild_together(_selected(app, name), progress=progress)
 
 
 def status(app: Coursebook) -> list[ViewStatus]:
