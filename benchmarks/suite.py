@@ -369,6 +369,23 @@ def measure_memory(operation: str, target: str, extra: str = "") -> float | None
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+def million_records(source: Path, stored: int, path: Path) -> tuple[Path, int]:
+    """A store of at least 1,000,000 records for figure (f): `source` and renamed copies
+    of its records (for the views only; see `benchmarks.rebuild_views.multiply`)."""
+    import contextlib
+    import io
+    import math
+    import sqlite3
+
+    from benchmarks.rebuild_views import multiply
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        multiply(source, path, max(1, math.ceil(1_000_000 / max(stored, 1))))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        records = int(db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0])
+    return path, records
+
+
 # -- (g) start-up ---------------------------------------------------------------------------
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("coursebook")
@@ -566,13 +583,23 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
         compliance_mb = measure_memory("compliance", clinic)
         advance(1)
         rebuild_mb = (measure_memory("rebuild", clinic) if available else None)
+        rebuild_raw_mb = raw_mb
+        rebuilt_records, memory_note = f"{c['events']:.0f} events", (
+            "target: 1,000,000 events within 500 MB; measured at this run's size (the full "
+            "SQLite run measures it on a store of a million records)")
+        if available and store == "sqlite" and not quick:
+            million = million_records(Path(clinic), int(b["stored"]), stores.path("million.db"))
+            rebuild_mb = measure_memory("rebuild", str(million[0]))
+            rebuild_raw_mb = measure_memory("raw", str(million[0]))
+            rebuilt_records, memory_note = f"{million[1]:,} records", (
+                "the import store and renamed copies of its records "
+                "(benchmarks.rebuild_views.multiply)")
         advance(1)
         figures += [
-            Figure("memory_rebuild", f"peak memory, rebuild ({c['events']:.0f} events)",
-                   rebuild_mb, "MB", raw_mb, "raw read-and-decode", higher_is_better=False,
-                   target="value <= 500", note=("target: 1,000,000 events within 500 MB; "
-                                                "measured at this run's size")
-                   if available else rebuild_note),
+            Figure("memory_rebuild", f"peak memory, rebuild ({rebuilt_records})",
+                   rebuild_mb, "MB", rebuild_raw_mb, "raw read-and-decode",
+                   higher_is_better=False, target="value <= 500",
+                   note=memory_note if available else rebuild_note),
             Figure("memory_compliance",
                    f"peak memory, compliance --as-of ({d['courses']} courses)",
                    compliance_mb, "MB", raw_mb, "raw read-and-decode", higher_is_better=False),
