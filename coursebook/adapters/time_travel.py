@@ -24,6 +24,7 @@ import orjson
 
 from coursebook.adapters.sealing import SealingMapper
 from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
+from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 
 __all__ = ["fold_course"]
@@ -63,7 +64,8 @@ def _start(app: Any, aggregate_id: UUID, version: int | None, as_of: dt.datetime
     store = app.snapshots
     if store is None:
         return None, 0
-    for row in _candidates(store, aggregate_id, version, as_of, known_at):
+    interval = app.snapshotting_intervals.get(TreatmentCourse, SNAPSHOT_INTERVAL)
+    for row in _candidates(store, aggregate_id, version, as_of, known_at, interval):
         snapshot = store.decode(row)
         if snapshot is None:
             continue  # not intact: an older one, or the events alone
@@ -75,7 +77,8 @@ def _start(app: Any, aggregate_id: UUID, version: int | None, as_of: dt.datetime
 
 
 def _candidates(store: Any, aggregate_id: UUID, version: int | None,
-                as_of: dt.datetime | None, known_at: dt.datetime | None) -> Iterator[Any]:
+                as_of: dt.datetime | None, known_at: dt.datetime | None,
+                interval: int) -> Iterator[Any]:
     """Stored snapshots that look usable (`snapshot_times`), newest first.
 
     Usability only shrinks as the version grows, so the newest usable one is found by a
@@ -98,8 +101,7 @@ def _candidates(store: Any, aggregate_id: UUID, version: int | None,
     else:
         high = row.originator_version - 1
         while low < high:
-            probe = SNAPSHOT_INTERVAL * ((low // SNAPSHOT_INTERVAL
-                                          + high // SNAPSHOT_INTERVAL + 1) // 2)
+            probe = interval * ((low // interval + high // interval + 1) // 2)
             probe = probe if low < probe <= high else high
             found = newest(probe)
             if found is None or found.originator_version <= low:
