@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
+import orjson
 import structlog
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
@@ -38,6 +39,7 @@ from coursebook.domain.course_state import (
     Reaction,
     Scheduled,
 )
+from coursebook.domain.values import Product, SpacingRule
 
 __all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_times", "snapshot_transcodings"]
 
@@ -46,8 +48,7 @@ SNAPSHOT_INTERVAL = 100
 
 log = structlog.get_logger("coursebook")
 
-_TUPLES = {CourseState: ("absolute", "relative"),
-           GivenSession: ("products", "cautions", "overrides")}
+_TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative")}
 
 
 def _form(*classes: type) -> str:
@@ -92,13 +93,21 @@ class CourseStateAsList(_AttrsAsList):
     type = CourseState
     name = "course_state"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = self.fields.index("sessions")
+
     def encode(self, obj: Any) -> list[Any]:
-        return [FORM, obj.latest_at, *super().encode(obj)]
+        values = super().encode(obj)
+        values[self.sessions] = orjson.dumps([_session(s) for s in obj.sessions]).decode()
+        return [FORM, obj.latest_at, *values]
 
     def decode(self, data: list[Any]) -> Any:
         if len(data) < 2 or data[0] != FORM:
             raise UnusableSnapshot(self.name)
-        return super().decode(data[2:])
+        values = data[2:]
+        values[self.sessions] = [_given(s) for s in orjson.loads(values[self.sessions])]
+        return super().decode(values)
 
 
 _DATETIME = rb'\{"_type_":"datetime_iso","_data_":"([^"\\]*)"\}'
@@ -121,9 +130,30 @@ def snapshot_times(state: bytes) -> tuple[dt.datetime, dt.datetime | None] | Non
             None if latest is None else dt.datetime.fromisoformat(latest.decode()))
 
 
-class GivenSessionAsList(_AttrsAsList):
-    type = GivenSession
-    name = "given_session"
+def _session(obj: GivenSession) -> list[Any]:
+    """A given session as plain JSON values. A long course's state is mostly sessions:
+    all of them go into one JSON text, which the transcoder does not walk value by
+    value (it would look for typed values in each); no personal data is in them."""
+    rule = obj.rule
+    return [obj.session_no, obj.at.isoformat(), obj.actor,
+            [[p.name, p.lot, p.expires_on.isoformat()] for p in obj.products],
+            obj.maintenance,
+            None if rule is None else [rule.min_days, rule.target_days, rule.max_days,
+                                       rule.source],
+            obj.gap_days, obj.spacing_override_reason, list(obj.cautions),
+            [[o.code, o.justification, o.by, o.at.isoformat()] for o in obj.overrides]]
+
+
+def _given(data: list[Any]) -> GivenSession:
+    (session_no, at, actor, products, maintenance, rule, gap_days, reason, cautions,
+     overrides) = data
+    parse, day = dt.datetime.fromisoformat, dt.date.fromisoformat
+    return GivenSession(
+        session_no=session_no, at=parse(at), actor=actor,
+        products=tuple(Product(n, lot, day(expires)) for n, lot, expires in products),
+        maintenance=maintenance, rule=None if rule is None else SpacingRule(*rule),
+        gap_days=gap_days, spacing_override_reason=reason, cautions=tuple(cautions),
+        overrides=tuple(Override(c, j, b, parse(a)) for c, j, b, a in overrides))
 
 
 class OverrideAsList(_AttrsAsList):
@@ -143,8 +173,7 @@ class ScheduledAsList(_AttrsAsList):
 
 def snapshot_transcodings() -> list[Transcoding]:
     """The course state's own types (events never hold them; snapshots do)."""
-    return [CourseStateAsList(), GivenSessionAsList(), OverrideAsList(), ReactionAsList(),
-            ScheduledAsList()]
+    return [CourseStateAsList(), OverrideAsList(), ReactionAsList(), ScheduledAsList()]
 
 
 class SnapshotStore(EventStore[UUID]):

@@ -16,18 +16,20 @@ The answer is by definition the fold of `select_events` over all the course's ev
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-from coursebook.adapters.sealing import SealingMapper
+from coursebook.adapters.sealing import TAG_LEN, SealingMapper
 from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 
 __all__ = ["fold_course"]
+
+PAGE = 64
 
 
 def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
@@ -37,17 +39,14 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
     number of stored events up to `version` (all of them without it; 0: no course)."""
     start, stored = _start(app, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
-    rows = app.recorder.select_events(aggregate_id, gt=stored or None, lte=version)
-    if rows:
-        stored = rows[-1].originator_version
-    filtering = as_of is not None or known_at is not None
-    peek = _peeker(app) if filtering else None
-    for row in rows:
-        if filtering:
-            at, timestamp = peek(row) if peek is not None else _times(app, row)
-            if known_at is not None and timestamp > known_at:
-                break
-            if as_of is not None and at > as_of:
+    select = _selector(app, as_of, known_at)
+    for row in _rows(app, aggregate_id, stored, version):
+        stored = row.originator_version
+        if select is not None:
+            chosen = select(row)
+            if chosen is _STOP:
+                return state, _last(app, aggregate_id, stored, version)
+            if chosen is _SKIP:
                 continue
         event = app.mapper.to_domain_event(row)
         if state is None:
@@ -56,6 +55,25 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
         else:
             state.apply(event)
     return state, stored
+
+
+def _rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:
+    """The stored events after version `after`, up to `version`, in pages (a question
+    known at a moment usually stops after the first few)."""
+    page = PAGE
+    while True:
+        rows = app.recorder.select_events(aggregate_id, gt=after or None, lte=version,
+                                          limit=page)
+        yield from rows
+        if len(rows) < page:
+            return
+        after, page = rows[-1].originator_version, page * 4
+
+
+def _last(app: Any, aggregate_id: UUID, seen: int, version: int | None) -> int:
+    """The number of stored events up to `version`, having seen `seen` of them."""
+    rows = app.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
+    return int(rows[0].originator_version) if rows else seen
 
 
 def _start(app: Any, aggregate_id: UUID, version: int | None, as_of: dt.datetime | None,
@@ -122,15 +140,31 @@ def _usable(times: tuple[dt.datetime, dt.datetime | None], as_of: dt.datetime | 
         and (known_at is None or recorded <= known_at)
 
 
-def _peeker(app: Any) -> Any:
-    """Reads `at` and `timestamp` from a stored row without decoding the event, when
-    the rows are plain JSON (no library cipher or compressor configured)."""
+_TAKE, _SKIP, _STOP = "take", "skip", "stop"
+
+
+def _selector(app: Any, as_of: dt.datetime | None,
+              known_at: dt.datetime | None) -> Callable[[Any], str] | None:
+    """Whether a stored row is selected (`_TAKE`), not (`_SKIP`), or neither it nor any
+    later one (`_STOP`: recorded after `known_at`); None when every row is taken.
+
+    Reads `at` and `timestamp` from the row's JSON without decoding the event (the
+    bounds in UTC, as stored, so each comparison is a plain one); if the rows are not
+    plain JSON (a library cipher or compressor is configured), decodes each one."""
+    if as_of is None and known_at is None:
+        return None
     mapper = app.mapper
     if not isinstance(mapper, SealingMapper) or mapper.cipher or mapper.compressor:
-        return None
-    untagged = SealingMapper.untagged
+        def decoded(row: Any) -> str:
+            event = mapper.to_domain_event(row)
+            if known_at is not None and event.timestamp > known_at:
+                return _STOP
+            return _SKIP if as_of is not None and event.at > as_of else _TAKE
+        return decoded
     revive = mapper.transcoder.revive  # type: ignore[attr-defined]
     loads, parse = orjson.loads, dt.datetime.fromisoformat
+    until = None if as_of is None else as_of.astimezone(dt.UTC)
+    known = None if known_at is None else known_at.astimezone(dt.UTC)
 
     def when(value: Any) -> dt.datetime:
         if type(value) is dict and value.get("_type_") == "datetime_iso":
@@ -138,13 +172,10 @@ def _peeker(app: Any) -> Any:
         found: dt.datetime = revive(value)
         return found
 
-    def peek(row: Any) -> tuple[dt.datetime, dt.datetime]:
-        body = loads(untagged(row.state))
-        return when(body["at"]), when(body["timestamp"])
+    def peek(row: Any) -> str:
+        body = loads(row.state[:-TAG_LEN])
+        if known is not None and when(body["timestamp"]) > known:
+            return _STOP
+        return _SKIP if until is not None and when(body["at"]) > until else _TAKE
 
     return peek
-
-
-def _times(app: Any, row: Any) -> tuple[dt.datetime, dt.datetime]:
-    event = app.mapper.to_domain_event(row)
-    return event.at, event.timestamp
