@@ -6,7 +6,6 @@ a `CommandReceipt` in one transaction, so idempotency is atomic with the change 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import time
@@ -17,8 +16,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -27,6 +26,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
+from coursebook.adapters.bulk_reads import recorded_originators
 from coursebook.adapters.keys import (
     MASTER_KEY_ENV,
     Keyring,
@@ -35,6 +35,7 @@ from coursebook.adapters.keys import (
     missing_key,
 )
 from coursebook.adapters.keys import table_for as key_table_for
+from coursebook.adapters.logs import get_logger
 from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
 from coursebook.adapters.snapshots import (
     SNAPSHOT_INTERVAL,
@@ -67,11 +68,12 @@ from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.domain.protocols import Catalogue, default_catalogue
 from coursebook.domain.values import Product
 from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.freshness import CacheFreshness
 from coursebook.projections.course_view import course_document, history_documents
 
 __all__ = ["Coursebook", "Outcome"]
 
-log = structlog.get_logger("coursebook")
+log = get_logger("coursebook")
 
 
 @attrs.frozen
@@ -118,6 +120,8 @@ class Coursebook(Application[UUID]):
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
         self.keyring.attach(key_table_for(self.recorder, create=create))
         self.seal_table: SealTable = seal_table_for(self.recorder, create=create)
+        cache = self.repository.cache
+        self._freshness = None if cache is None else CacheFreshness(self.recorder, cache)
 
     @property
     def integrity_key(self) -> bytes:
@@ -191,6 +195,8 @@ class Coursebook(Application[UUID]):
         started = time.perf_counter()
         seen: list[str | None] = [None]
         try:
+            if self._freshness is not None:
+                self._freshness.check()
             outcome = self._decide(raw, seen)
             if outcome.command == "erase_patient":
                 self._shred(outcome.subject)
@@ -231,6 +237,9 @@ class Coursebook(Application[UUID]):
         results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
         self._batch = _Batch()
         try:
+            if self._freshness is not None:
+                self._freshness.check()
+            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
             for raw in raws:
                 started = time.perf_counter()
                 seen: list[str | None] = [None]
@@ -244,7 +253,7 @@ class Coursebook(Application[UUID]):
                     break
             batch, self._batch = self._batch, None
             if batch.events:
-                processing: ProcessingEvent[UUID] = ProcessingEvent()
+                processing = _Processing()
                 processing.collect_events(*batch.events)
                 try:
                     recordings = self._record(processing)
@@ -252,6 +261,7 @@ class Coursebook(Application[UUID]):
                     return self._one_by_one([raw for raw, *_ in results], stop_on_error)
                 except (OperationalError, InterfaceError) as error:
                     raise self._unavailable(None, None, error) from None
+                self._remember_saved(batch.aggregates.values(), recordings)
                 processing.aggregates.update(batch.aggregates)  # which to snapshot
                 self._take_snapshots(processing)
                 self._notify(recordings)
@@ -277,15 +287,32 @@ class Coursebook(Application[UUID]):
         return results
 
     def _decide(self, raw: Any, seen: list[str | None]) -> Outcome:
+        """Decides a command; a command_id already recorded answers as it did then.
+
+        One at a time, the receipt is looked up only when it can matter: when the
+        command is refused (a retry usually is: the course has moved on), and when its
+        save conflicts (the receipt is written in the same transaction as the events,
+        so a retry that would be accepted again fails to save, and nothing of it is
+        recorded). That saves a read of the store for every new command. In a batch
+        the receipt is looked up first: a conflict there would send the whole batch
+        back to one-by-one."""
         command_id = seen[0] = read_command_id(raw)
         name = raw.get("command")
         digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
-        outcome = self._settle_known(command_id, name, digest)
-        if outcome is None:
+        if self._batch is not None and self._batch.may_know(command_uuid(command_id)):
+            known = self._settle_known(command_id, name, digest)
+            if known is not None:
+                return known
+        try:
             command = parse_command(raw)
             subject, version, aggregates = _HANDLERS[command.name](self, command)
-            outcome = self._commit(command, digest, subject, version, aggregates)
-        return outcome
+        except Rejected:
+            if self._batch is None:
+                known = self._settle_known(command_id, name, digest)
+                if known is not None:
+                    return known
+            raise
+        return self._commit(command, digest, subject, version, aggregates)
 
     def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
         receipt = self._peek(CommandReceipt, command_uuid(command_id))
@@ -304,8 +331,10 @@ class Coursebook(Application[UUID]):
         if self._batch is not None:
             self._batch.hold(*aggregates, receipt)
             return Outcome("applied", command.name, command.command_id, subject, version)
+        processing = _Processing()
+        processing.collect_events(*aggregates, receipt)
         try:
-            self.save(*aggregates, receipt)
+            recordings = self._record(processing)
         except IntegrityError:
             # Another writer got there first: with this very command, or on this subject.
             known = self._settle_known(command.command_id, command.name, digest)
@@ -313,7 +342,18 @@ class Coursebook(Application[UUID]):
                 return known
             raise Rejected(Code.CONFLICT, "a concurrent writer changed this record first; "
                            "read it again and retry") from None
+        self._remember_saved(aggregates, recordings)
+        self._take_snapshots(processing)
+        self._notify(recordings)
         return Outcome("applied", command.name, command.command_id, subject, version)
+
+    def _remember_saved(self, aggregates: Iterable[Any], recordings: list[Any]) -> None:
+        """What this process just recorded goes in the cache (receipts excepted: they are
+        looked up again only for a retried command)."""
+        if self._freshness is not None:
+            self._freshness.saved(
+                [a for a in aggregates if not isinstance(a, CommandReceipt)],
+                [r.notification.id for r in recordings])
 
     # -- loading -----------------------------------------------------------------------
     def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
@@ -321,10 +361,28 @@ class Coursebook(Application[UUID]):
         if self._batch is not None and aggregate_id in self._batch.aggregates:
             held = deepcopy(self._batch.aggregates[aggregate_id])
             return held if isinstance(held, cls) else None
+        return self._load(cls, aggregate_id, copy=True)
+
+    def _load(self, cls: type[Any], aggregate_id: UUID, *, copy: bool) -> Any:
+        """The cached aggregate if nobody changed it since (`freshness`), else the
+        library's load (fast-forwarded, or from the store); a deep copy if `copy`."""
+        freshness = self._freshness
+        mark = None if freshness is None else freshness.mark(aggregate_id)
+        if mark is None and freshness is not None:
+            try:
+                cached = freshness.cached(aggregate_id)
+            except KeyError:
+                pass
+            else:
+                if isinstance(cached, cls):
+                    return deepcopy(cached) if copy else cached
         try:
-            aggregate: Any = self.repository.get(aggregate_id, projector_func=_project)
+            aggregate: Any = self.repository.get(aggregate_id, projector_func=_project,
+                                                 deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             return None
+        if mark and freshness is not None:
+            freshness.refreshed(aggregate_id, mark)
         return aggregate if isinstance(aggregate, cls) else None
 
     def _peek(self, cls: type[Any], aggregate_id: UUID) -> Any:
@@ -333,12 +391,7 @@ class Coursebook(Application[UUID]):
         if self._batch is not None and aggregate_id in self._batch.aggregates:
             held = self._batch.aggregates[aggregate_id]
             return held if isinstance(held, cls) else None
-        try:
-            aggregate: Any = self.repository.get(aggregate_id, projector_func=_project,
-                                                 deepcopy_from_cache=False)
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, cls) else None
+        return self._load(cls, aggregate_id, copy=False)
 
     def _practitioner(self, practitioner_id: str) -> PractitionerRecord | None:
         found: PractitionerRecord | None = self._get(PractitionerRecord,
@@ -461,12 +514,8 @@ class Coursebook(Application[UUID]):
     def _forget_cached_aggregates(self) -> None:
         """Empties the aggregate cache: the erased patient's courses may sit there with
         their personal data already decrypted (erasure is rare; the cache refills)."""
-        cache: Any = self.repository.cache
-        if cache is None:
-            return
-        for key in list(cache.cache):
-            with contextlib.suppress(KeyError):
-                cache.get(key, evict=True)
+        if self._freshness is not None:
+            self._freshness.forget_all()
 
     # -- one method per command (same names and fields as the contract) ----------------
     def _call(self, command: str, fields: dict[str, Any]) -> Outcome:
@@ -624,6 +673,22 @@ class Coursebook(Application[UUID]):
                                  shredded=self._erasure(patient_ref) is not None)
 
 
+class _Processing(ProcessingEvent[UUID]):
+    """The library's unit of recording, collecting from our own aggregates without its
+    runtime checks against `Protocol`s (two `isinstance` per aggregate that inspect the
+    protocols' members: about a tenth of a command's CPU). What `Application.save` does
+    with it is done in `_commit`: record, remember, snapshot, notify."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            elif obj is not None:
+                self.events.append(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class _Batch:
     """Commands decided but not yet recorded: their events in order, and the aggregates
     they left (what the next command of the batch must see)."""
@@ -631,11 +696,30 @@ class _Batch:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}
+        self.known: set[UUID] | None = None
+        """The batch's receipt ids already in the store when it began (None: unknown)."""
+
+    def may_know(self, receipt_id: UUID) -> bool:
+        """Whether the receipt may exist: recorded before the batch, or earlier in it.
+        One recorded by another writer since is found when the batch is saved (the
+        save fails, and the lines are applied again one by one)."""
+        return (self.known is None or receipt_id in self.known
+                or receipt_id in self.aggregates)
 
     def hold(self, *aggregates: Any) -> None:
         for aggregate in aggregates:
             self.events.extend(aggregate.collect_events())
             self.aggregates[aggregate.id] = aggregate
+
+
+def _receipt_ids(raws: Sequence[Any]) -> list[UUID]:
+    ids = []
+    for raw in raws:
+        try:
+            ids.append(command_uuid(read_command_id(raw)))
+        except Rejected:
+            continue
+    return ids
 
 
 def _log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,

@@ -9,6 +9,7 @@ is the recorded time, stamped from the application's injected clock.
 from __future__ import annotations
 
 import datetime as dt
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -144,6 +145,17 @@ class TreatmentCourse(Aggregate):
 
     if TYPE_CHECKING:  # set by the events' apply(); not constructor arguments
         state: CourseState
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TreatmentCourse:
+        """The copy a command works on (the library's cache hands out copies): the
+        state copied as `CourseState.__deepcopy__` says, ids, versions and times (all
+        immutable) shared, no pending events carried over."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        memo[id(self)] = clone
+        clone.state = deepcopy(self.state, memo)
+        clone._pending_events = [deepcopy(e, memo) for e in self._pending_events]
+        return clone
 
     # -- opening -----------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ Applying an event never checks rules, reads the clock or calls out.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -143,6 +144,20 @@ class CourseState:
     def pending_reviews(self, session_no: int | None = None) -> list[Reaction]:
         return [r for r in self.reactions if r.awaiting_review
                 and (session_no is None or r.session_no == session_no)]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CourseState:
+        """A copy a command may change while the cached course stays as it was.
+
+        Only what the fold mutates is copied (the containers, and each `Reaction`, which
+        a review updates in place); their other items are immutable and shared. The
+        generic `deepcopy` walked every session, product and date: about a sixth of a
+        command's CPU time, and linear in the course's length."""
+        clone = copy.copy(self)
+        clone.overrides = dict(self.overrides)
+        clone.sessions = list(self.sessions)
+        clone.reactions = [copy.copy(reaction) for reaction in self.reactions]
+        memo[id(self)] = clone
+        return clone
 
     # -- the fold ----------------------------------------------------------------------
     @classmethod

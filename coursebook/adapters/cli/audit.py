@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from coursebook.adapters.cli.common import Context, emit, table, write_export
 
@@ -31,6 +30,8 @@ def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
         write_export("--csv", csv_file, audit_csv(entries), f"{len(entries)} audit rows")
 
     def render(console: Any) -> None:
+        from rich.markup import escape
+
         rows = [[e["position"], e["at"], e["recorded_at"], e["subject"], e["event"],
                  e["actor"] or "-", escape(e["reason"] or "")] for e in entries]
         title = "Audit trail" + (f" of {course_id}" if course_id else "")

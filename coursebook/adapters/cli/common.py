@@ -176,10 +176,9 @@ def run(command: click.Command) -> int:
 
             click.echo(f"coursebook: {DAMAGED}", err=True)
             return EXIT_STORE
-        import structlog
+        from coursebook.adapters.logs import get_logger
 
-        structlog.get_logger("coursebook.cli").error("internal_error",
-                                                     error=type(error).__name__)
+        get_logger("coursebook.cli").error("internal_error", error=type(error).__name__)
         click.echo(f"coursebook: internal error ({type(error).__name__}); nothing partial "
                    "was recorded for the command being applied", err=True)
         return EXIT_INTERNAL

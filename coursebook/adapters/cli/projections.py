@@ -24,9 +24,9 @@ if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` ne
 
 
 def _log() -> Any:
-    import structlog
+    from coursebook.adapters.logs import get_logger
 
-    return structlog.get_logger("coursebook.projections")
+    return get_logger("coursebook.projections")
 
 POLL_SECONDS = 0.5
 """How often a worker without a subscription (SQLite) looks for new events."""
