@@ -22,7 +22,6 @@ from uuid import UUID
 
 import attrs
 import orjson
-import structlog
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     EventStore,
@@ -31,6 +30,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from coursebook.adapters.logs import get_logger
 from coursebook.adapters.sealing import TAG_LEN, event_tag
 from coursebook.domain.course_state import (
     CourseState,
@@ -46,7 +46,7 @@ __all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_times", "snapshot_tra
 SNAPSHOT_INTERVAL = 100
 """Versions between snapshots: a question decodes at most this many events past one."""
 
-log = structlog.get_logger("coursebook")
+log = get_logger("coursebook")
 
 _TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative")}
 
