@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +37,12 @@ from coursebook.adapters.keys import (
 from coursebook.adapters.keys import table_for as key_table_for
 from coursebook.adapters.logs import get_logger
 from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
+from coursebook.adapters.snapshots import (
+    SNAPSHOT_INTERVAL,
+    SnapshotStore,
+    snapshot_transcodings,
+)
+from coursebook.adapters.time_travel import fold_course
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
@@ -50,7 +56,6 @@ from coursebook.domain.commands import (
     read_command_id,
 )
 from coursebook.domain.course import Context, TreatmentCourse
-from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import (
     CLINIC_ID,
     command_uuid,
@@ -95,6 +100,11 @@ class Coursebook(Application[UUID]):
     memory, fast-forwarded with the events stored since (so other writers are seen), and
     gets a deep copy (so a refused or failed command never changes the cached one)."""
 
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        TreatmentCourse: SNAPSHOT_INTERVAL}
+    """A course is snapshotted every `SNAPSHOT_INTERVAL` versions (adapters/snapshots.py);
+    loads and time-travel questions start from the latest usable snapshot."""
+
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
                  catalogue: Catalogue | None = None, master_key: MasterKey | None = None,
                  ) -> None:
@@ -138,8 +148,17 @@ class Coursebook(Application[UUID]):
         return transcoder
 
     def transcodings(self) -> list[Any]:
-        """The value types events may hold; personal data is encrypted per patient."""
-        return default_transcodings(self.keyring)
+        """The value types events (and snapshots) may hold; personal data is encrypted
+        per patient."""
+        return [*default_transcodings(self.keyring), *snapshot_transcodings()]
+
+    def construct_snapshot_store(self) -> SnapshotStore:
+        """The library's snapshot store, ignoring any snapshot that is not intact. Its
+        table is made on opening a store created before snapshots existed."""
+        recorder: Any = self.factory.aggregate_recorder(purpose="snapshots")
+        if hasattr(recorder, "create_table"):  # the SQL ones: IF NOT EXISTS
+            recorder.create_table()
+        return SnapshotStore(mapper=self.mapper, recorder=recorder)
 
     # -- the store's clinic settings -----------------------------------------------------
     def initialise(self, timezone: str | None = None) -> str:
@@ -243,6 +262,8 @@ class Coursebook(Application[UUID]):
                 except (OperationalError, InterfaceError) as error:
                     raise self._unavailable(None, None, error) from None
                 self._remember_saved(batch.aggregates.values(), recordings)
+                processing.aggregates.update(batch.aggregates)  # which to snapshot
+                self._take_snapshots(processing)
                 self._notify(recordings)
         finally:
             self._batch = None
@@ -627,12 +648,13 @@ class Coursebook(Application[UUID]):
         """A course's state (CONTRACT section 5), now or at any moment (section 6)."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
-        all_events = self.course_events(course_id, up_to=version)  # never decode beyond it
-        if version is not None and version > len(all_events):
-            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} has {len(all_events)} "
+        state, stored = fold_course(self, course_uuid(course_id), version=version,
+                                    as_of=as_of, known_at=known_at)
+        if stored == 0:
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
+        if version is not None and version > stored:
+            raise Rejected(Code.NOT_FOUND, f"course {course_id!r} has {stored} "
                            "version(s)", "version")
-        events = select_events(all_events, version=version, as_of=as_of, known_at=known_at)
-        state = CourseState.fold(events)
         if state is None:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} did not exist then",
                            "course_id")
@@ -755,6 +777,9 @@ def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+Coursebook.snapshotting_projectors = {TreatmentCourse: _project}
 
 
 def select_events(events: Iterable[Any], *, version: int | None = None,

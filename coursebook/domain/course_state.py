@@ -109,6 +109,9 @@ class CourseState:
     adjusted_in_maintenance: bool = False
     scheduled: Scheduled | None = None
     reactions: list[Reaction] = attrs.field(factory=list)
+    latest_at: dt.datetime | None = None
+    """The latest valid time (`at`) among the events folded: a snapshot of this state
+    answers `--as-of T` only if `latest_at <= T` (events may be back-dated)."""
 
     # -- derived -----------------------------------------------------------------------
     @property
@@ -162,7 +165,7 @@ class CourseState:
         state = cls(course_id=event.course_id, patient_ref=event.patient_ref,
                     indication=event.indication, protocol=event.protocol,
                     planned_sessions=event.planned_sessions, opened_at=event.at,
-                    patient=event.patient)
+                    patient=event.patient, latest_at=event.at)
         state.version = 1
         return state
 
@@ -181,6 +184,8 @@ class CourseState:
     def apply(self, event: Any) -> None:
         getattr(self, "_on_" + type(event).__name__)(event)
         self.version += 1
+        if self.latest_at is None or event.at > self.latest_at:
+            self.latest_at = event.at
 
     def _on_ConsultationRecorded(self, e: Any) -> None:
         self.consultation_at = e.at

@@ -117,12 +117,15 @@ def history_documents(events: list[Any], zone: ZoneInfo, *,
     """Every version, oldest first, with the next-session window before and after it."""
     documents: list[dict[str, Any]] = []
     state: CourseState | None = None
+    after: dict[str, Any] | None = None
     for event in events:
-        before = None if state is None else _window(state, zone)
+        # The window before a version is the one after the previous version.
+        before = None if after is None else dict(after)
         if state is None:
             state = CourseState.start(event)
         else:
             state.apply(event)
+        after = _window(state, zone)
         documents.append({
             "version": state.version,
             "event": type(event).__name__,
@@ -131,6 +134,6 @@ def history_documents(events: list[Any], zone: ZoneInfo, *,
             "actor": event.actor,
             "summary": summarise(event),
             "next_before": before,
-            "next_after": _window(state, zone),
+            "next_after": after,
         })
     return documents

@@ -1,0 +1,209 @@
+"""Snapshots of treatment courses: the library's snapshotting, made safe for this store.
+
+The library takes a snapshot of a `TreatmentCourse` every `SNAPSHOT_INTERVAL` versions
+(`Application.snapshotting_intervals`) and stores it through the application's mapper:
+its personal data is encrypted under the patient's own key by the same transcoding as in
+events (shredding covers snapshots too), and the `SealingMapper` tags it with the
+integrity key. The snapshot table is not part of the event log, so `verify` never walks
+it; instead every snapshot is checked when read: one whose tag does not match, or whose
+shape is not this code's `CourseState`, is ignored, and the state is folded from events.
+A snapshot can therefore make a question faster, never its answer different.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import attrs
+import orjson
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    EventStore,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoding,
+)
+
+from coursebook.adapters.logs import get_logger
+from coursebook.adapters.sealing import TAG_LEN, event_tag
+from coursebook.domain.course_state import (
+    CourseState,
+    GivenSession,
+    Override,
+    Reaction,
+    Scheduled,
+)
+from coursebook.domain.values import Product, SpacingRule
+
+__all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_times", "snapshot_transcodings"]
+
+SNAPSHOT_INTERVAL = 100
+"""Versions between snapshots: a question decodes at most this many events past one."""
+
+log = get_logger("coursebook")
+
+_TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative")}
+
+
+def _form(*classes: type) -> str:
+    """A fingerprint of the classes' fields: a snapshot written by code whose state had
+    other fields decodes as unusable instead of silently missing them."""
+    names = ";".join(f"{c.__name__}:{','.join(a.name for a in attrs.fields(c))}"
+                     for c in classes)
+    return hashlib.sha256(names.encode()).hexdigest()[:12]
+
+
+FORM = _form(CourseState, GivenSession, Override, Reaction, Scheduled)
+
+
+class UnusableSnapshot(Exception):
+    """A stored snapshot this code cannot use (another shape of state)."""
+
+
+class _AttrsAsList(Transcoding):
+    """An attrs value as the list of its fields, in declaration order."""
+
+    type: type
+    name: str
+
+    def __init__(self) -> None:
+        self.fields = tuple(a.name for a in attrs.fields(self.type))
+        self.tuples = frozenset(_TUPLES.get(self.type, ()))
+
+    def encode(self, obj: Any) -> list[Any]:
+        return [getattr(obj, name) for name in self.fields]
+
+    def decode(self, data: list[Any]) -> Any:
+        if len(data) != len(self.fields):
+            raise UnusableSnapshot(self.name)
+        values = {name: tuple(value) if name in self.tuples else value
+                  for name, value in zip(self.fields, data, strict=True)}
+        return self.type(**values)
+
+
+class CourseStateAsList(_AttrsAsList):
+    """The state, led by its form and `latest_at` (so `snapshot_times` finds them)."""
+
+    type = CourseState
+    name = "course_state"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = self.fields.index("sessions")
+
+    def encode(self, obj: Any) -> list[Any]:
+        values = super().encode(obj)
+        values[self.sessions] = orjson.dumps([_session(s) for s in obj.sessions]).decode()
+        return [FORM, obj.latest_at, *values]
+
+    def decode(self, data: list[Any]) -> Any:
+        if len(data) < 2 or data[0] != FORM:
+            raise UnusableSnapshot(self.name)
+        values = data[2:]
+        values[self.sessions] = [_given(s) for s in orjson.loads(values[self.sessions])]
+        return super().decode(values)
+
+
+_DATETIME = rb'\{"_type_":"datetime_iso","_data_":"([^"\\]*)"\}'
+_LEAD = re.compile(
+    rb'\{"timestamp":' + _DATETIME + rb',"topic":"[^"\\]*","state":\{"_created_on":'
+    + _DATETIME + rb',"_modified_on":' + _DATETIME
+    + rb',"state":\{"_type_":"course_state","_data_":\["[0-9a-f]+",(?:null|'
+    + _DATETIME + rb')')
+
+
+def snapshot_times(state: bytes) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """(last recorded time, latest valid time) of a stored course snapshot, read from the
+    fixed lead of its body without decoding the rest; None if the body does not lead so.
+    A hint for choosing a snapshot: the decoded snapshot is checked again."""
+    found = _LEAD.match(state, 0, 1024)
+    if found is None:
+        return None
+    latest = found.group(4)
+    return (dt.datetime.fromisoformat(found.group(3).decode()),
+            None if latest is None else dt.datetime.fromisoformat(latest.decode()))
+
+
+def _session(obj: GivenSession) -> list[Any]:
+    """A given session as plain JSON values. A long course's state is mostly sessions:
+    all of them go into one JSON text, which the transcoder does not walk value by
+    value (it would look for typed values in each); no personal data is in them."""
+    rule = obj.rule
+    return [obj.session_no, obj.at.isoformat(), obj.actor,
+            [[p.name, p.lot, p.expires_on.isoformat()] for p in obj.products],
+            obj.maintenance,
+            None if rule is None else [rule.min_days, rule.target_days, rule.max_days,
+                                       rule.source],
+            obj.gap_days, obj.spacing_override_reason, list(obj.cautions),
+            [[o.code, o.justification, o.by, o.at.isoformat()] for o in obj.overrides]]
+
+
+def _given(data: list[Any]) -> GivenSession:
+    (session_no, at, actor, products, maintenance, rule, gap_days, reason, cautions,
+     overrides) = data
+    parse, day = dt.datetime.fromisoformat, dt.date.fromisoformat
+    return GivenSession(
+        session_no=session_no, at=parse(at), actor=actor,
+        products=tuple(Product(n, lot, day(expires)) for n, lot, expires in products),
+        maintenance=maintenance, rule=None if rule is None else SpacingRule(*rule),
+        gap_days=gap_days, spacing_override_reason=reason, cautions=tuple(cautions),
+        overrides=tuple(Override(c, j, b, parse(a)) for c, j, b, a in overrides))
+
+
+class OverrideAsList(_AttrsAsList):
+    type = Override
+    name = "override"
+
+
+class ReactionAsList(_AttrsAsList):
+    type = Reaction
+    name = "reaction"
+
+
+class ScheduledAsList(_AttrsAsList):
+    type = Scheduled
+    name = "scheduled"
+
+
+def snapshot_transcodings() -> list[Transcoding]:
+    """The course state's own types (events never hold them; snapshots do)."""
+    return [CourseStateAsList(), OverrideAsList(), ReactionAsList(), ScheduledAsList()]
+
+
+class SnapshotStore(EventStore[UUID]):
+    """The library's snapshot store, reading only snapshots that are intact and usable."""
+
+    def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
+            desc: bool = False, limit: int | None = None,
+            ) -> Iterator[DomainEventProtocol[UUID]]:
+        for stored in self.recorder.select_events(originator_id=originator_id, gt=gt,
+                                                  lte=lte, desc=desc, limit=limit):
+            snapshot = self.decode(stored)
+            if snapshot is not None:
+                yield snapshot
+
+    def decode(self, stored: StoredEvent) -> Any | None:
+        """The snapshot, or None (and a warning naming only its id and version) when its
+        tag does not match its content or its state has another shape."""
+        state = bytes(stored.state)
+        key: bytes = getattr(self.mapper, "key")  # noqa: B009 (the SealingMapper's)
+        intact = len(state) > TAG_LEN and hmac.compare_digest(
+            state[-TAG_LEN:], event_tag(key, stored.originator_id,
+                                        stored.originator_version, stored.topic,
+                                        state[:-TAG_LEN]))
+        if intact:
+            try:
+                return self.mapper.to_domain_event(stored)
+            except MapperDeserialisationError:  # UnusableSnapshot, wrapped
+                reason = "another shape of state"
+        else:
+            reason = "its tag does not match its content"
+        log.warning("snapshot_ignored", aggregate=str(stored.originator_id),
+                    version=stored.originator_version, reason=reason)
+        return None

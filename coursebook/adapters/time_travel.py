@@ -1,0 +1,181 @@
+"""A course's state at a version, a valid time and/or a recorded time, from a snapshot.
+
+The answer is by definition the fold of `select_events` over all the course's events
+(CONTRACT section 6); this is a faster way to the same state:
+
+- a snapshot after version v stands for events 1..v. It may start the fold only if all
+  of them are selected: v <= `version`, their latest valid time (`CourseState.latest_at`)
+  <= `as_of` (a back-dated event among them would otherwise be counted), and the last
+  one recorded (`_modified_on`; recording times only grow) at or before `known_at`.
+  Usability only shrinks as v grows, so the newest usable snapshot is the best start;
+- the events after it are read as stored rows; only their `at` and `timestamp` are
+  parsed (orjson) to select them, and only the selected ones are decoded. Past the first
+  row recorded after `known_at`, none can be selected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from coursebook.adapters.sealing import TAG_LEN, SealingMapper
+from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
+from coursebook.domain.course import TreatmentCourse
+from coursebook.domain.course_state import CourseState
+
+__all__ = ["fold_course"]
+
+PAGE = 64
+
+
+def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
+                as_of: dt.datetime | None = None, known_at: dt.datetime | None = None,
+                ) -> tuple[CourseState | None, int]:
+    """The state the selected events fold to (None when they hold no opening), and the
+    number of stored events up to `version` (all of them without it; 0: no course)."""
+    start, stored = _start(app, aggregate_id, version, as_of, known_at)
+    state: CourseState | None = start
+    select = _selector(app, as_of, known_at)
+    for row in _rows(app, aggregate_id, stored, version):
+        stored = row.originator_version
+        if select is not None:
+            chosen = select(row)
+            if chosen is _STOP:
+                return state, _last(app, aggregate_id, stored, version)
+            if chosen is _SKIP:
+                continue
+        event = app.mapper.to_domain_event(row)
+        if state is None:
+            if type(event).__name__ == "Opened":
+                state = CourseState.start(event)
+        else:
+            state.apply(event)
+    return state, stored
+
+
+def _rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:
+    """The stored events after version `after`, up to `version`, in pages (a question
+    known at a moment usually stops after the first few)."""
+    page = PAGE
+    while True:
+        rows = app.recorder.select_events(aggregate_id, gt=after or None, lte=version,
+                                          limit=page)
+        yield from rows
+        if len(rows) < page:
+            return
+        after, page = rows[-1].originator_version, page * 4
+
+
+def _last(app: Any, aggregate_id: UUID, seen: int, version: int | None) -> int:
+    """The number of stored events up to `version`, having seen `seen` of them."""
+    rows = app.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
+    return int(rows[0].originator_version) if rows else seen
+
+
+def _start(app: Any, aggregate_id: UUID, version: int | None, as_of: dt.datetime | None,
+           known_at: dt.datetime | None) -> tuple[CourseState | None, int]:
+    """The state of the newest usable intact snapshot and its version, or (None, 0)."""
+    store = app.snapshots
+    if store is None:
+        return None, 0
+    interval = app.snapshotting_intervals.get(TreatmentCourse, SNAPSHOT_INTERVAL)
+    for row in _candidates(store, aggregate_id, version, as_of, known_at, interval):
+        snapshot = store.decode(row)
+        if snapshot is None:
+            continue  # not intact: an older one, or the events alone
+        aggregate_state = snapshot.state
+        state: CourseState = aggregate_state["state"]
+        if _usable((aggregate_state["_modified_on"], state.latest_at), as_of, known_at):
+            return state, int(row.originator_version)
+    return None, 0
+
+
+def _candidates(store: Any, aggregate_id: UUID, version: int | None,
+                as_of: dt.datetime | None, known_at: dt.datetime | None,
+                interval: int) -> Iterator[Any]:
+    """Stored snapshots that look usable (`snapshot_times`), newest first.
+
+    Usability only shrinks as the version grows, so the newest usable one is found by a
+    binary search over the snapshot versions (multiples of the interval), each probe
+    reading one row's lead; older ones follow in case the chosen one is not intact."""
+    def newest(lte: int | None) -> Any | None:
+        rows = store.recorder.select_events(aggregate_id, lte=lte, desc=True, limit=1)
+        return rows[0] if rows else None
+
+    def usable(row: Any) -> bool:
+        times = snapshot_times(bytes(row.state))
+        return times is None or _usable(times, as_of, known_at)  # None: decode to know
+
+    row = newest(version)
+    if row is None:
+        return
+    best, low, high = None, 0, row.originator_version
+    if usable(row):
+        best = row
+    else:
+        high = row.originator_version - 1
+        while low < high:
+            probe = interval * ((low // interval + high // interval + 1) // 2)
+            probe = probe if low < probe <= high else high
+            found = newest(probe)
+            if found is None or found.originator_version <= low:
+                low = probe
+            elif usable(found):
+                best, low = found, probe
+            else:
+                high = found.originator_version - 1
+    while best is not None:
+        yield best
+        best = newest(best.originator_version - 1)
+
+
+def _usable(times: tuple[dt.datetime, dt.datetime | None], as_of: dt.datetime | None,
+            known_at: dt.datetime | None) -> bool:
+    recorded, latest_at = times
+    return (as_of is None or (latest_at is not None and latest_at <= as_of)) \
+        and (known_at is None or recorded <= known_at)
+
+
+_TAKE, _SKIP, _STOP = "take", "skip", "stop"
+
+
+def _selector(app: Any, as_of: dt.datetime | None,
+              known_at: dt.datetime | None) -> Callable[[Any], str] | None:
+    """Whether a stored row is selected (`_TAKE`), not (`_SKIP`), or neither it nor any
+    later one (`_STOP`: recorded after `known_at`); None when every row is taken.
+
+    Reads `at` and `timestamp` from the row's JSON without decoding the event (the
+    bounds in UTC, as stored, so each comparison is a plain one); if the rows are not
+    plain JSON (a library cipher or compressor is configured), decodes each one."""
+    if as_of is None and known_at is None:
+        return None
+    mapper = app.mapper
+    if not isinstance(mapper, SealingMapper) or mapper.cipher or mapper.compressor:
+        def decoded(row: Any) -> str:
+            event = mapper.to_domain_event(row)
+            if known_at is not None and event.timestamp > known_at:
+                return _STOP
+            return _SKIP if as_of is not None and event.at > as_of else _TAKE
+        return decoded
+    revive = mapper.transcoder.revive  # type: ignore[attr-defined]
+    loads, parse = orjson.loads, dt.datetime.fromisoformat
+    until = None if as_of is None else as_of.astimezone(dt.UTC)
+    known = None if known_at is None else known_at.astimezone(dt.UTC)
+
+    def when(value: Any) -> dt.datetime:
+        if type(value) is dict and value.get("_type_") == "datetime_iso":
+            return parse(value["_data_"])
+        found: dt.datetime = revive(value)
+        return found
+
+    def peek(row: Any) -> str:
+        body = loads(row.state[:-TAG_LEN])
+        if known is not None and when(body["timestamp"]) > known:
+            return _STOP
+        return _SKIP if until is not None and when(body["at"]) > until else _TAKE
+
+    return peek
