@@ -2,18 +2,19 @@
 
 `import` looks up, for each line, whether its command_id was already applied (its
 receipt, an aggregate of its own). One query per batch of lines answers that for all of
-them; only the lines whose receipt exists are then read one by one.
+them; only the lines whose receipt exists are then read one by one. `course show`
+reads a course's events after a snapshot as plain rows (`select_rows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
-__all__ = ["recorded_originators"]
+__all__ = ["StoredRow", "recorded_originators", "select_rows"]
 
 _CHUNK = 500
 """Ids per query (SQLite's default limit on bound parameters is far above this)."""
@@ -53,3 +54,56 @@ def _postgres(recorder: Any, ids: Sequence[UUID]) -> set[UUID]:
         curs.execute(statement, (list(ids),))
         return {row["originator_id"] if isinstance(row, dict) else row[0]
                 for row in curs.fetchall()}
+
+
+class StoredRow(NamedTuple):
+    """A stored event as the mapper reads it, without the library's per-row conversions
+    (a `UUID` parsed from text and a frozen `StoredEvent` per row)."""
+
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def select_rows(recorder: Any, aggregate_id: UUID, *, gt: int | None, lte: int | None,
+                limit: int) -> list[StoredRow] | None:
+    """One aggregate's stored events after version `gt`, up to `lte`, oldest first, at
+    most `limit`; None if this store has no plain SQL read (the in-memory store)."""
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        sql = (f"SELECT originator_version, topic, state FROM {recorder.events_table_name} "
+               "WHERE originator_id = ? AND originator_version > ?")
+        params: list[Any] = [aggregate_id.hex, gt or 0]
+        if lte is not None:
+            sql += " AND originator_version <= ?"
+            params.append(lte)
+        sql += " ORDER BY originator_version LIMIT ?"
+        params.append(limit)
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [StoredRow(aggregate_id, int(r[0]), r[1], bytes(r[2]))
+                    for r in c.fetchall()]
+    if type(recorder).__module__ == "eventsourcing.postgres":
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("SELECT originator_version, topic, state FROM {schema}.{table} "
+                        "WHERE originator_id = %s AND originator_version > %s").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name))
+        values: list[Any] = [aggregate_id, gt or 0]
+        if lte is not None:
+            statement += SQL(" AND originator_version <= %s")
+            values.append(lte)
+        statement += SQL(" ORDER BY originator_version LIMIT %s")
+        values.append(limit)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, values)
+            rows = curs.fetchall()
+        return [StoredRow(aggregate_id, *_pg_row(row)) for row in rows]
+    return None
+
+
+def _pg_row(row: Any) -> tuple[int, str, bytes]:
+    if isinstance(row, dict):
+        return int(row["originator_version"]), row["topic"], bytes(row["state"])
+    return int(row[0]), row[1], bytes(row[2])

@@ -16,12 +16,13 @@ The answer is by definition the fold of `select_events` over all the course's ev
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
 import orjson
 
+from coursebook.adapters.bulk_reads import select_rows
 from coursebook.adapters.sealing import TAG_LEN, SealingMapper
 from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
 from coursebook.domain.course import TreatmentCourse
@@ -62,8 +63,11 @@ def _rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iter
     known at a moment usually stops after the first few)."""
     page = PAGE
     while True:
-        rows = app.recorder.select_events(aggregate_id, gt=after or None, lte=version,
-                                          limit=page)
+        rows: Sequence[Any] | None = select_rows(app.recorder, aggregate_id, gt=after,
+                                                 lte=version, limit=page)
+        if rows is None:
+            rows = app.recorder.select_events(aggregate_id, gt=after or None, lte=version,
+                                              limit=page)
         yield from rows
         if len(rows) < page:
             return
