@@ -42,7 +42,7 @@ from coursebook.adapters.snapshots import (
     SnapshotStore,
     snapshot_transcodings,
 )
-from coursebook.adapters.time_travel import fold_course
+from coursebook.adapters.time_travel import fold_course, stored_rows
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
@@ -631,7 +631,8 @@ class Coursebook(Application[UUID]):
     def course_events(self, course_id: str, *, up_to: int | None = None) -> list[Any]:
         """Every stored event of a course (or its first `up_to`), in order (NOT_FOUND if
         there are none)."""
-        events = list(self.events.get(course_uuid(course_id), lte=up_to))
+        to_event = self.mapper.to_domain_event
+        events = [to_event(row) for row in stored_rows(self, course_uuid(course_id), 0, up_to)]
         if not events:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
         return events

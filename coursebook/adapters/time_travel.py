@@ -28,7 +28,7 @@ from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 
-__all__ = ["fold_course"]
+__all__ = ["fold_course", "stored_rows"]
 
 PAGE = 64
 
@@ -41,7 +41,7 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
     start, stored = _start(app, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
     select = _selector(app, as_of, known_at)
-    for row in _rows(app, aggregate_id, stored, version):
+    for row in stored_rows(app, aggregate_id, stored, version):
         stored = row.originator_version
         if select is not None:
             chosen = select(row)
@@ -58,7 +58,7 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
     return state, stored
 
 
-def _rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:
+def stored_rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:
     """The stored events after version `after`, up to `version`, in pages (a question
     known at a moment usually stops after the first few)."""
     page = PAGE
