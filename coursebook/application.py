@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     OperationalError,
     Transcoder,
 )
+from eventsourcing.utils import get_topic
 
 from coursebook.adapters.bulk_reads import recorded_originators
 from coursebook.adapters.keys import (
@@ -121,7 +122,9 @@ class Coursebook(Application[UUID]):
         self.keyring.attach(key_table_for(self.recorder, create=create))
         self.seal_table: SealTable = seal_table_for(self.recorder, create=create)
         cache = self.repository.cache
-        self._freshness = None if cache is None else CacheFreshness(self.recorder, cache)
+        self._freshness = None if cache is None else CacheFreshness(
+            self.recorder, cache, erasure_topic=get_topic(PatientRecord.Erased),
+            on_erasure=self.keyring.forget_cached)
 
     @property
     def integrity_key(self) -> bytes:

@@ -23,7 +23,7 @@ that fast-forward.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from threading import Lock
 from typing import Any
 from uuid import UUID
@@ -35,9 +35,16 @@ MAX_GAP = 5000
 
 
 class CacheFreshness:
-    def __init__(self, recorder: Any, cache: Any) -> None:
+    """`on_erasure` runs when the log shows an event of `erasure_topic` recorded by
+    another writer (or too many events to read through): every cached aggregate is
+    dropped too, so no decrypted personal data of an erased patient stays cached."""
+
+    def __init__(self, recorder: Any, cache: Any, *, erasure_topic: str = "",
+                 on_erasure: Callable[[], None] | None = None) -> None:
         self._recorder = recorder
         self._cache = cache
+        self._erasure_topic = erasure_topic
+        self._on_erasure = on_erasure
         self._lock = Lock()
         self._position: int | None = None
         self._stale: dict[UUID, int] = {}
@@ -57,10 +64,18 @@ class CacheFreshness:
             return
         if position is None or head < position or head - position > MAX_GAP:
             self.forget_all(head)
+            if position is not None and self._on_erasure is not None:
+                self._on_erasure()
             return
-        changed = {notification.originator_id for notification in
-                   self._recorder.select_notifications(start=position + 1,
-                                                       limit=head - position, stop=head)}
+        notifications = self._recorder.select_notifications(
+            start=position + 1, limit=head - position, stop=head)
+        if self._erasure_topic and any(n.topic == self._erasure_topic
+                                       for n in notifications):
+            self.forget_all(head)
+            if self._on_erasure is not None:
+                self._on_erasure()
+            return
+        changed = {notification.originator_id for notification in notifications}
         with self._lock:
             for aggregate_id in changed:
                 self._marks += 1

@@ -300,6 +300,11 @@ class Keyring:
         self._cache.pop(key_id, None)
         self._table.destroy(key_id)
 
+    def forget_cached(self) -> None:
+        """Drops every unwrapped data key this process holds (another process erased a
+        patient: its key must not outlive the erasure here either)."""
+        self._cache.clear()
+
     def wrapped_key(self, patient_ref: str) -> bytes | None:
         """The stored (wrapped) data key, for tests that prove it is gone."""
         return self._table.get(self.key_id(patient_ref))

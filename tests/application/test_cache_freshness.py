@@ -64,3 +64,20 @@ def test_each_process_sees_the_versions_the_other_added(clinic: Clinic,
     clinic.react(severity=2, at=day(2, 10))
     assert other.give(at=day(30)).version == 7
     assert clinic.course()["version"] == 7
+
+
+def test_an_erasure_elsewhere_drops_this_process_s_cached_records_and_keys(
+        clinic: Clinic, other: Clinic) -> None:
+    """Another process's erasure: at its next command, this one keeps no decrypted
+    personal data of that patient in its aggregate cache, nor the patient's key."""
+    key_id = other.app.keyring.key_id("P1")
+    assert key_id in other.app.keyring._cache  # unwrapped when C1 was loaded
+    clinic.run("erase_patient", at=day(0, 11), actor="dpo", patient_ref="P1",
+               reason="request")
+    other.open("C2", patient_ref="P2", at=day(0, 12))  # any next command
+    assert key_id not in other.app.keyring._cache
+    cached = other.app.repository.cache
+    assert cached is not None
+    courses = [a for a in (link[3] for link in cached.cache.values())
+               if type(a).__name__ == "TreatmentCourse"]
+    assert [c.state.course_id for c in courses if c.state.patient_ref == "P1"] == []
