@@ -41,7 +41,8 @@ from coursebook.domain.course_state import (
 )
 from coursebook.domain.values import Product, SpacingRule
 
-__all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_times", "snapshot_transcodings"]
+__all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_segment", "snapshot_times",
+           "snapshot_transcodings"]
 
 SNAPSHOT_INTERVAL = 100
 """Versions between snapshots: a question decodes at most this many events past one."""
@@ -111,8 +112,10 @@ class CourseStateAsList(_AttrsAsList):
 
 
 _DATETIME = rb'\{"_type_":"datetime_iso","_data_":"([^"\\]*)"\}'
+_SEGMENT = rb'"segment":\[([0-9]+),' + _DATETIME + rb'\],'
 _LEAD = re.compile(
-    rb'\{"timestamp":' + _DATETIME + rb',"topic":"[^"\\]*","state":\{"_created_on":'
+    rb'\{"timestamp":' + _DATETIME + rb',"topic":"[^"\\]*","state":\{(?:'
+    + _SEGMENT.replace(b"(", b"(?:") + rb')?"_created_on":'
     + _DATETIME + rb',"_modified_on":' + _DATETIME
     + rb',"state":\{"_type_":"course_state","_data_":\["[0-9a-f]+",(?:null|'
     + _DATETIME + rb')')
@@ -128,6 +131,21 @@ def snapshot_times(state: bytes) -> tuple[dt.datetime, dt.datetime | None] | Non
     latest = found.group(4)
     return (dt.datetime.fromisoformat(found.group(3).decode()),
             None if latest is None else dt.datetime.fromisoformat(latest.decode()))
+
+
+_SEGMENT_LEAD = re.compile(
+    rb'\{"timestamp":' + _DATETIME + rb',"topic":"[^"\\]*","state":\{' + _SEGMENT)
+
+
+def snapshot_segment(state: bytes) -> tuple[int, dt.datetime] | None:
+    """(start, floor) of a stored course snapshot at version v: every event in versions
+    start+1..v has a valid time at or after floor (`Coursebook.take_snapshot` writes it
+    first in the body). None if the snapshot has none. Trust it only once the
+    snapshot's tag is checked (`SnapshotStore.intact`)."""
+    found = _SEGMENT_LEAD.match(state, 0, 512)
+    if found is None:
+        return None
+    return int(found.group(2)), dt.datetime.fromisoformat(found.group(3).decode())
 
 
 def _session(obj: GivenSession) -> list[Any]:
@@ -188,15 +206,19 @@ class SnapshotStore(EventStore[UUID]):
             if snapshot is not None:
                 yield snapshot
 
-    def decode(self, stored: StoredEvent) -> Any | None:
-        """The snapshot, or None (and a warning naming only its id and version) when its
-        tag does not match its content or its state has another shape."""
+    def intact(self, stored: StoredEvent) -> bool:
+        """Whether the stored snapshot's tag matches its content."""
         state = bytes(stored.state)
         key: bytes = getattr(self.mapper, "key")  # noqa: B009 (the SealingMapper's)
-        intact = len(state) > TAG_LEN and hmac.compare_digest(
+        return len(state) > TAG_LEN and hmac.compare_digest(
             state[-TAG_LEN:], event_tag(key, stored.originator_id,
                                         stored.originator_version, stored.topic,
                                         state[:-TAG_LEN]))
+
+    def decode(self, stored: StoredEvent) -> Any | None:
+        """The snapshot, or None (and a warning naming only its id and version) when its
+        tag does not match its content or its state has another shape."""
+        intact = self.intact(stored)
         if intact:
             try:
                 return self.mapper.to_domain_event(stored)

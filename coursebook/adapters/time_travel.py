@@ -24,7 +24,7 @@ import orjson
 
 from coursebook.adapters.bulk_reads import select_rows
 from coursebook.adapters.sealing import TAG_LEN, SealingMapper
-from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_times
+from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_segment, snapshot_times
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 
@@ -41,7 +41,8 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
     start, stored = _start(app, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
     select = _selector(app, as_of, known_at)
-    for row in stored_rows(app, aggregate_id, stored, version):
+    skips = [] if as_of is None else _skips(app, aggregate_id, stored, as_of)
+    for row in _rows_except(app, aggregate_id, stored, version, skips):
         stored = row.originator_version
         if select is not None:
             chosen = select(row)
@@ -55,7 +56,45 @@ def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
                 state = CourseState.start(event)
         else:
             state.apply(event)
+    if skips:  # the last rows may have been skipped unread
+        stored = _last(app, aggregate_id, stored, version)
     return state, stored
+
+
+def _skips(app: Any, aggregate_id: UUID, after: int,
+           as_of: dt.datetime) -> list[tuple[int, int]]:
+    """Version ranges (low, high] after `after` in which no event is valid by `as_of`:
+    the segments of later intact snapshots whose floor (the earliest valid time among
+    their events, `snapshot_segment`) is after it. Sorted, not overlapping."""
+    store = app.snapshots
+    if store is None:
+        return []
+    found: list[tuple[int, int]] = []
+    for row in store.recorder.select_events(aggregate_id, gt=after or None):
+        segment = snapshot_segment(bytes(row.state))
+        if segment is not None and segment[1] > as_of and store.intact(row):
+            found.append((max(segment[0], after), int(row.originator_version)))
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(found):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def _rows_except(app: Any, aggregate_id: UUID, after: int, version: int | None,
+                 skips: list[tuple[int, int]]) -> Iterator[Any]:
+    """`stored_rows` after `after` up to `version`, without the `skips` ranges."""
+    low = after
+    for skip_low, skip_high in skips:
+        if version is not None and skip_low >= version:
+            break
+        if skip_low > low:
+            yield from stored_rows(app, aggregate_id, low, skip_low)
+        low = max(low, skip_high)
+    if version is None or low < version:
+        yield from stored_rows(app, aggregate_id, low, version)
 
 
 def stored_rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:

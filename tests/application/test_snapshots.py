@@ -201,3 +201,46 @@ def test_a_store_made_before_snapshots_opens_and_answers(tmp_path: Path) -> None
         assert again.get_course("C1") == expected
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("kind", params(PERSISTENT_KINDS))
+def test_as_of_skips_only_segments_whose_intact_floor_is_later(
+        kind: str, tmp_path: Path) -> None:
+    """A back-dated fact recorded late sits in a later snapshot's segment: that segment
+    is read, never skipped; a floor forged later (tag broken) is not believed."""
+    from coursebook.adapters.snapshots import snapshot_segment
+    from tests.builders import Clinic
+
+    clock = FixedClock(START)
+    app = snapshotting(make_app(kind, tmp_path, clock), 2)
+    try:
+        long_course(app, clock, 4)
+        early = START + dt.timedelta(minutes=5)
+        Clinic(app, staff=False).consult("C1", at=early.isoformat(), consent=True)
+        app.execute({"command": "pause_course", "command_id": "late-pause",
+                     "at": (clock.now() + dt.timedelta(days=1)).isoformat(),
+                     "actor": "dr-ada", "course_id": "C1", "reason": "holiday"})
+        as_of = early + dt.timedelta(minutes=1)
+        expected = plain(app, "C1", as_of=as_of)
+        assert fold_course(app, course_uuid("C1"), as_of=as_of)[0] == expected
+        recorder: Any = app.snapshots.recorder  # type: ignore[union-attr]
+        rows = recorder.select_events(course_uuid("C1"))
+        floors = [snapshot_segment(bytes(r.state)) for r in rows]
+        assert all(f is not None for f in floors)
+        holding = [r for r, f in zip(rows, floors, strict=True)
+                   if f is not None and f[1] <= as_of and r.originator_version > 2]
+        assert holding  # the back-dated consultation's segment
+        row = holding[-1]
+        forged = bytes(row.state).replace(early.isoformat().encode(),
+                                          b"2999-01-01T00:00:00+00:00", 1)
+        assert forged != bytes(row.state)
+        p = "?" if kind == "sqlite" else "%s"
+        with recorder.datastore.transaction(commit=True) as c:
+            c.execute(f"UPDATE {recorder.events_table_name} SET state={p} "
+                      f"WHERE originator_id={p} AND originator_version={p}",
+                      (forged, row.originator_id.hex if kind == "sqlite"
+                       else row.originator_id, row.originator_version))
+        assert fold_course(app, course_uuid("C1"), as_of=as_of)[0] == expected
+    finally:
+        app.close()
+        release(kind, tmp_path)
