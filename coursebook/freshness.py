@@ -94,7 +94,8 @@ class CacheFreshness:
 
     def mark(self, aggregate_id: UUID) -> int | None:
         """None if a cached copy of the aggregate may be used as it is; else the mark to
-        hand to `refreshed` once the library has fast-forwarded it."""
+        hand to `refreshed` once the library has fast-forwarded it (0 before the first
+        check: nothing is known fresh yet, and there is no mark to clear)."""
         if self._position is None:
             return 0
         with self._lock:

@@ -39,7 +39,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -112,30 +112,78 @@ class ViewRecorder(TrackingRecorder, ABC):
     def position(self) -> int:
         """The id of the last notification the view reflects (0: none yet)."""
 
-    @abstractmethod
     def commit_page(self, start: int, end: int, writes: Sequence[Write]) -> bool:
         """Applies `writes` and moves the position from `start` to `end`, in one
         transaction, only if the view still stands at `start`. False: someone else
         moved it first, and nothing was written."""
+        try:
+            with self._writing() as c:
+                c.execute(self._sql(f"UPDATE {TRACKING_TABLE} SET position=? "
+                                    "WHERE view=? AND position=?"), (end, self.view, start))
+                if c.rowcount != 1:
+                    raise _Moved
+                for sql, rows in writes:
+                    if rows:
+                        c.executemany(self._sql(sql), rows)
+        except _Moved:
+            return False
+        return True
 
     def select_page(self, after: int, limit: int, topics: Sequence[str],
                     until: int | None = None) -> list[Row] | None:
         """The next stored events of `topics` after `after`, read straight from the
         events table; None when this recorder cannot see it (the runner then asks the
         application recorder)."""
-        return None
+        if self.events_table is None:
+            return None
+        position = self.events_position
+        sql = (f"SELECT {position}, originator_id, originator_version, topic, state "
+               f"FROM {self.events_table} WHERE {position} > ?")
+        params: list[Any] = [after]
+        if until is not None:
+            sql += f" AND {position} <= ?"
+            params.append(until)
+        if topics:
+            sql += f" AND topic IN ({', '.join('?' * len(topics))})"
+            params.extend(topics)
+        sql += f" ORDER BY {position} LIMIT ?"
+        params.append(limit)
+        return self.query(sql, params)
 
-    @abstractmethod
     def reset(self, drop: Sequence[str] = ()) -> None:
         """Empties the view's tables, drops the indexes named in `drop` (`create_table`
         makes them again) and sets its position to 0, in one transaction."""
+        with self._writing() as c:
+            for index in drop:
+                c.execute(f"DROP INDEX IF EXISTS {index}")
+            for table in self.tables:
+                c.execute(f"DELETE FROM {table}")
+            c.execute(self._sql(f"UPDATE {TRACKING_TABLE} SET position=0 WHERE view=?"),
+                      (self.view,))
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only statement over the view's tables (`?` placeholders)."""
 
+    def _execute_in_transaction(self, sql: str, params: Sequence[Any]) -> None:
+        with self._writing() as c:
+            c.execute(self._sql(sql), tuple(params))
+
+    # -- what each database provides ---------------------------------------------------
+    events_table: str | None = None
+    """The events table the view reads pages from (None: through the application)."""
+
+    events_position: str = "rowid"
+    """The events table's column of notification ids."""
+
     @abstractmethod
-    def _execute_in_transaction(self, sql: str, params: Sequence[Any]) -> None: ...
+    def _writing(self) -> AbstractContextManager[Any]:
+        """A cursor in a write transaction: committed on exit, rolled back on error."""
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        """A statement written for SQLite (`?` placeholders), as this database takes it."""
+        return sql
 
     def close(self) -> None:
         """Releases what the recorder holds of its own."""
@@ -167,7 +215,7 @@ class SQLiteViewRecorder(ViewRecorder):
         self._conn.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+    def _writing(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -179,7 +227,7 @@ class SQLiteViewRecorder(ViewRecorder):
             self._conn.commit()
 
     def create_table(self) -> None:
-        with self._transaction() as c:
+        with self._writing() as c:
             c.execute(f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (view TEXT PRIMARY KEY, "
                       "application_name TEXT NOT NULL, position INTEGER NOT NULL)")
             for statement in self.ddl:
@@ -193,53 +241,9 @@ class SQLiteViewRecorder(ViewRecorder):
                                      (self.view,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def commit_page(self, start: int, end: int, writes: Sequence[Write]) -> bool:
-        try:
-            with self._transaction() as c:
-                c.execute(f"UPDATE {TRACKING_TABLE} SET position=? "
-                          "WHERE view=? AND position=?", (end, self.view, start))
-                if c.rowcount != 1:
-                    raise _Moved
-                for sql, rows in writes:
-                    if rows:
-                        c.executemany(sql, rows)
-        except _Moved:
-            return False
-        return True
-
-    def select_page(self, after: int, limit: int, topics: Sequence[str],
-                    until: int | None = None) -> list[Row] | None:
-        if self.events_table is None:
-            return None
-        sql = (f"SELECT rowid, originator_id, originator_version, topic, state "
-               f"FROM {self.events_table} WHERE rowid > ?")
-        params: list[Any] = [after]
-        if until is not None:
-            sql += " AND rowid <= ?"
-            params.append(until)
-        if topics:
-            sql += f" AND topic IN ({', '.join('?' * len(topics))})"
-            params.extend(topics)
-        sql += " ORDER BY rowid LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    def reset(self, drop: Sequence[str] = ()) -> None:
-        with self._transaction() as c:
-            for index in drop:
-                c.execute(f"DROP INDEX IF EXISTS {index}")
-            for table in self.tables:
-                c.execute(f"DELETE FROM {table}")
-            c.execute(f"UPDATE {TRACKING_TABLE} SET position=0 WHERE view=?", (self.view,))
-
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._conn.execute(sql, tuple(params)).fetchall())
-
-    def _execute_in_transaction(self, sql: str, params: Sequence[Any]) -> None:
-        with self._transaction() as c:
-            c.execute(sql, tuple(params))
 
     def close(self) -> None:
         with self._lock:
