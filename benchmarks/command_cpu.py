@@ -23,10 +23,10 @@ from pathlib import Path
 
 from benchmarks.clinic import END, ZONE, clinic_commands, iter_lines, staff_commands
 from benchmarks.suite import Clock, _open
-from coursebook.adapters.cli.importing import apply_lines
-from coursebook.adapters.logs import configure_logging
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.clock import FixedClock
 from coursebook.errors import Rejected
+from coursebook.logs import configure_logging
 
 
 def main() -> None:

@@ -32,9 +32,9 @@ import orjson
 import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
-from coursebook.adapters.cli.importing import apply_lines
-from coursebook.adapters.persistence import open_store
-from coursebook.adapters.sealing import SealingMapper
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
+from coursebook.adapters.storage.integrity import SealingMapper
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
 from coursebook.projections.compliance import (

@@ -24,7 +24,7 @@ def main() -> None:
 
         import structlog
 
-        from coursebook.adapters.persistence import open_store
+        from coursebook.bootstrap import open_store
 
         structlog.configure(
             wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

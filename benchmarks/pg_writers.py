@@ -30,7 +30,7 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from coursebook.adapters.persistence import open_store
+from coursebook.bootstrap import open_store
 from coursebook.errors import Rejected
 
 AT = "2024-03-05T10:00:00+01:00"

@@ -42,11 +42,11 @@ import orjson
 import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
-from coursebook.adapters.cli.importing import apply_lines
-from coursebook.adapters.persistence import open_store
-from coursebook.adapters.sealing import TAG_LEN
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
+from coursebook.adapters.storage.integrity import TAG_LEN
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
-from coursebook.projections import read_models
+from coursebook.service import read_models
 
 BATCH = 5000
 

@@ -228,7 +228,7 @@ def read_and_decode(target: str, *, postgres_table: str = "coursebook_events",
     """Reads every stored event in order and decodes its body with orjson; yields the
     count of each page read. Coursebook's stored bodies end with the sealing mapper's
     HMAC tag, which is taken off first, as the views do."""
-    from coursebook.adapters.sealing import SealingMapper
+    from coursebook.adapters.storage.integrity import SealingMapper
 
     untagged = SealingMapper.untagged
 

@@ -159,7 +159,7 @@ class Clock:
 def _log_stream(stores: Stores) -> Any:
     """Coursebook is measured with its logging on: one JSON line per command, to a file
     (as with `--log-file`)."""
-    from coursebook.adapters.logs import configure_logging
+    from coursebook.logs import configure_logging
 
     stream = open(stores.path("coursebook.log"), "a", encoding="utf-8")  # noqa: SIM115
     configure_logging(stream=stream, json=True)
@@ -167,7 +167,7 @@ def _log_stream(stores: Stores) -> Any:
 
 
 def _open(target: str, *, create: bool = False, clock: Any = None) -> Any:
-    from coursebook.adapters.persistence import open_store
+    from coursebook.bootstrap import open_store
 
     return open_store(target, create=create, clock=clock)
 
@@ -201,7 +201,7 @@ def measure_commands(stores: Stores, commands: list[dict[str, Any]],
                      advance: Callable[[int], None]) -> dict[str, dict[str, float]]:
     from benchmarks.clinic import ZONE
     from benchmarks.reference import CrudAudit, PlainCourses
-    from coursebook.adapters.persistence import store_env
+    from coursebook.adapters.storage.persistence import store_env
     from coursebook.clock import FixedClock
 
     results = {}
@@ -226,7 +226,7 @@ def measure_commands(stores: Stores, commands: list[dict[str, Any]],
 # -- (b) bulk import ------------------------------------------------------------------------
 def measure_import(target: str, lines: bytes, n_lines: int) -> dict[str, float]:
     from benchmarks.clinic import END, ZONE
-    from coursebook.adapters.cli.importing import apply_lines
+    from coursebook.adapters.entrypoints.cli.importing import apply_lines
     from coursebook.clock import FixedClock
 
     # The import is dated by the clock of a clinic backend that sends its history late:
@@ -247,7 +247,7 @@ def measure_import(target: str, lines: bytes, n_lines: int) -> dict[str, float]:
 # -- (c) rebuild ----------------------------------------------------------------------------
 def rebuild_function() -> Callable[..., int] | None:
     try:
-        from coursebook.projections.read_models import rebuild  # type: ignore[import-not-found]
+        from coursebook.service.read_models import rebuild  # type: ignore[import-not-found]
     except ImportError:
         return None
     return rebuild  # type: ignore[no-any-return]
@@ -270,7 +270,7 @@ def measure_rebuild(target: str, stores: Stores, catch_up: int,
         view_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "CREATE_TABLE": "y",
                     "SQLITE_DBNAME": str(stores.path("catchup-view.db"))}
     else:
-        from coursebook.adapters.persistence import store_env
+        from coursebook.adapters.storage.persistence import store_env
 
         view_env = {**store_env(stores.new("catchupview"), create=True)}
     started = time.perf_counter()
@@ -393,7 +393,7 @@ def _cli() -> list[str]:
     script = Path(sys.executable).with_name("coursebook")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "coursebook.adapters.cli"]
+    return [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 
 
 def compile_package() -> bool:
@@ -545,7 +545,7 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
         c = measure_rebuild(clinic, stores, sizes.catch_up, advance)
         available = c["rebuild_per_s"] is not None
         rebuild_note = "" if available else \
-            "not available: coursebook.projections.read_models.rebuild is not importable"
+            "not available: coursebook.service.read_models.rebuild is not importable"
         figures += [
             Figure("rebuild", "rebuild all views from zero", c["rebuild_per_s"],
                    "events/s", None, "", target=("value >= 100000" if store == "sqlite"

@@ -22,8 +22,8 @@ from pathlib import Path
 import structlog
 
 from benchmarks.compliance_asof import build_store, timed
-from coursebook.adapters.persistence import open_store
-from coursebook.adapters.sealing import catch_up, verify_store
+from coursebook.adapters.storage.integrity import catch_up, verify_store
+from coursebook.bootstrap import open_store
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Code, CoursebookError, Rejected, StoreUnavailable
 
 if TYPE_CHECKING:
-    from coursebook.application import Coursebook, Outcome
+    from coursebook.service.application import Coursebook, Outcome
 
 __all__ = ["Clock", "Code", "Coursebook", "CoursebookError", "FixedClock", "Outcome",
            "Rejected", "StoreUnavailable", "SystemClock"]
@@ -20,7 +20,7 @@ __all__ = ["Clock", "Code", "Coursebook", "CoursebookError", "FixedClock", "Outc
 
 def __getattr__(name: str) -> Any:
     """The application (and with it the event store library) is imported on first use, so
-    `import coursebook.adapters.cli` and `coursebook --help` stay quick."""
+    `import coursebook.adapters.entrypoints.cli` and `coursebook --help` stay quick."""
     if name in ("Coursebook", "Outcome"):
         from coursebook import application
 

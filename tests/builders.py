@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from coursebook.application import Coursebook, Outcome
 from coursebook.errors import Code, Rejected
+from coursebook.service.application import Coursebook, Outcome
 
 __all__ = [
     "DAY", "PATIENT", "SCREENING_ALL_NO", "T0", "Clinic", "command", "day", "product",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
+from coursebook.service.application import Coursebook
 from tests import pg
 from tests.stores import START, STORE_KINDS, make_app, params, release
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from coursebook.adapters.keys import key_file_for
+from coursebook.adapters.storage.keys import key_file_for
 
 __all__ = ["SERVER", "drop_schema", "finish", "fresh_database", "new_target",
            "postgres_database", "require", "schema_of", "terminate_connections"]

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.persistence import open_store
-from coursebook.application import Coursebook
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
+from coursebook.service.application import Coursebook
 from tests import pg
 
 __all__ = ["CLINIC_ZONE", "PERSISTENT_KINDS", "PG_TEST_ENV", "START", "STORE_KINDS",

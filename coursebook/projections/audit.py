@@ -23,12 +23,12 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
+from coursebook.adapters.storage.view_recorders import Row, ViewProjection, Write, raw_json
 from coursebook.domain.bookkeeping import ClinicSettings
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.projections.calendar import course_topics
-from coursebook.projections.views import Row, ViewProjection, Write, raw_json
 
 __all__ = ["AuditProjection"]
 

@@ -27,6 +27,7 @@ import orjson
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from coursebook.adapters.storage.view_recorders import Row, ViewProjection, Write
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
@@ -34,7 +35,6 @@ from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.values import SpacingRule
 from coursebook.projections.course_view import iso
-from coursebook.projections.views import Row, ViewProjection, Write
 
 __all__ = ["CalendarProjection", "calendar_entry", "course_topics"]
 

@@ -28,8 +28,8 @@ import attrs
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.sealing import SealingMapper
-from coursebook.adapters.transcoding import deferring_personal
+from coursebook.adapters.storage.integrity import SealingMapper
+from coursebook.adapters.storage.transcoding import deferring_personal
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState, Reaction
@@ -40,7 +40,7 @@ from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
 if TYPE_CHECKING:
-    from coursebook.application import Coursebook
+    from coursebook.service.application import Coursebook
 
 __all__ = [
     "CODES", "LICENSE_HORIZON_DAYS", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
@@ -255,7 +255,7 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
     """The report from domain events given in recording order (any other events are
     ignored): select as a time-travel question does, fold, judge."""
     # Deferred: the application imports the projections.
-    from coursebook.application import select_events
+    from coursebook.service.application import select_events
 
     by_originator: dict[UUID, list[Any]] = {}
     erasures: list[Any] = []

@@ -27,24 +27,23 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.bulk_reads import recorded_originators
-from coursebook.adapters.keys import (
+from coursebook.adapters.storage.bulk_reads import recorded_originators
+from coursebook.adapters.storage.integrity import SealingMapper, SealTable, seal_table_for
+from coursebook.adapters.storage.keys import (
     MASTER_KEY_ENV,
     Keyring,
     MasterKey,
     configured_master_key,
     missing_key,
 )
-from coursebook.adapters.keys import table_for as key_table_for
-from coursebook.adapters.logs import get_logger
-from coursebook.adapters.sealing import SealingMapper, SealTable, seal_table_for
-from coursebook.adapters.snapshots import (
+from coursebook.adapters.storage.keys import table_for as key_table_for
+from coursebook.adapters.storage.snapshots import (
     SNAPSHOT_INTERVAL,
     SnapshotStore,
     snapshot_transcodings,
 )
-from coursebook.adapters.time_travel import fold_course, stored_rows
-from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
+from coursebook.adapters.storage.time_travel import fold_course, stored_rows
+from coursebook.adapters.storage.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
 from coursebook.domain.commands import (
@@ -69,8 +68,9 @@ from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.domain.protocols import Catalogue, default_catalogue
 from coursebook.domain.values import Product
 from coursebook.errors import Code, Rejected, StoreUnavailable
-from coursebook.freshness import CacheFreshness
+from coursebook.logs import get_logger
 from coursebook.projections.course_view import course_document, history_documents
+from coursebook.service.freshness import CacheFreshness
 
 __all__ = ["Coursebook", "Outcome"]
 
@@ -782,7 +782,7 @@ def _master_key(env: Mapping[str, str] | None) -> MasterKey:
     if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
         target = settings["SQLITE_DBNAME"]
     elif module.partition(":")[0] in {"eventsourcing.postgres",
-                                      "coursebook.adapters.pg_schema"}:
+                                      "coursebook.adapters.storage.pg_schema"}:
         target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
                   f"{settings.get('POSTGRES_PORT') or 5432}/"
                   f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")

@@ -20,11 +20,7 @@ from typing import Any, cast
 
 from eventsourcing.popo import POPOApplicationRecorder
 
-from coursebook.application import Coursebook
-from coursebook.errors import Code, Rejected
-from coursebook.projections.audit import AuditProjection
-from coursebook.projections.calendar import CalendarProjection
-from coursebook.projections.views import (
+from coursebook.adapters.storage.view_recorders import (
     PAGE_SIZE,
     Progress,
     SQLiteViewRecorder,
@@ -34,6 +30,10 @@ from coursebook.projections.views import (
     ViewStatus,
     rebuild_together,
 )
+from coursebook.errors import Code, Rejected
+from coursebook.projections.audit import AuditProjection
+from coursebook.projections.calendar import CalendarProjection
+from coursebook.service.application import Coursebook
 
 __all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "rebuild", "runners", "status"]
 
@@ -49,7 +49,7 @@ _ATTRIBUTE = "_coursebook_views"
 def _recorder(app: Coursebook, cls: type[ViewProjection]) -> ViewRecorder:
     datastore: Any = getattr(app.recorder, "datastore", None)
     if datastore is not None and type(datastore).__name__ == "PostgresDatastore":
-        from coursebook.projections.postgres_views import PostgresViewRecorder
+        from coursebook.adapters.storage.postgres_view_recorders import PostgresViewRecorder
 
         return PostgresViewRecorder(datastore, cls.name, app.name, cls.tables, cls.ddl,
                                     events_table=cast(Any, app.recorder).events_table_name)

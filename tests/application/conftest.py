@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursebook.application import Coursebook
+from coursebook.service.application import Coursebook
 from tests.builders import Clinic
 
 

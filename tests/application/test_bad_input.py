@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from coursebook.adapters.cli.importing import apply_lines
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.errors import Code
 from tests.builders import Clinic, command, day, product, rejected, screening
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
 from coursebook.errors import Code, Rejected
+from coursebook.service.application import Coursebook
 from tests.builders import Clinic, command, day, product, screening
 from tests.stores import make_app, reopen
 

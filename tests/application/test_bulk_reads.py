@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from coursebook.adapters.bulk_reads import recorded_originators, select_rows
+from coursebook.adapters.storage.bulk_reads import recorded_originators, select_rows
 from coursebook.domain.ids import command_uuid, course_uuid
 from tests.builders import Clinic
 

@@ -1,6 +1,6 @@
 """Two applications on one store (two processes of a clinic backend): what one records,
 the other's next command decides on, although it answers from its aggregate cache
-(`coursebook.freshness`: one look at the head of the log per command)."""
+(`coursebook.service.freshness`: one look at the head of the log per command)."""
 
 from __future__ import annotations
 

@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from coursebook.adapters.cli import cli
-from coursebook.adapters.persistence import open_store
-from coursebook.application import Coursebook
+from coursebook.adapters.entrypoints.cli import cli
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
 from coursebook.errors import Rejected
 from coursebook.projections.compliance import build_report, compliance_report, report_topics
+from coursebook.service.application import Coursebook
 from tests.stores import PERSISTENT_KINDS, params, release, target
 
 START = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.demo import DemoRun, build_demo
-from coursebook.adapters.demo_clinic import DEMO_ZONE, FEATURED_COURSE
-from coursebook.application import Coursebook
+from coursebook.adapters.entrypoints.demo import DemoRun, build_demo
+from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, FEATURED_COURSE
 from coursebook.clock import FixedClock
 from coursebook.domain.commands import FACT_COMMANDS
 from coursebook.domain.course import TreatmentCourse
+from coursebook.service.application import Coursebook
 
 NOW = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC)
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from coursebook.adapters.cli.importing import apply_lines
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.clock import FixedClock
 from coursebook.domain.commands import COMMANDS, COMMON, PATIENT, PRODUCT, SCREENING
 from coursebook.errors import Code, Rejected

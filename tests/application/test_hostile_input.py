@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.cli.importing import apply_lines
-from coursebook.application import Coursebook
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.domain.ids import course_uuid
 from coursebook.errors import Code, Rejected
+from coursebook.service.application import Coursebook
 from tests.builders import Clinic, command, day, screening
 
 SQL_ID = "C'); DROP TABLE stored_events; --"

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.keys import MASTER_KEY_ENV, key_file_for, new_master_key_text
-from coursebook.adapters.persistence import open_store
-from coursebook.adapters.sealing import verify_store
-from coursebook.application import Coursebook
+from coursebook.adapters.storage.integrity import verify_store
+from coursebook.adapters.storage.keys import MASTER_KEY_ENV, key_file_for, new_master_key_text
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.domain.ids import course_uuid
 from coursebook.domain.values import ERASED
 from coursebook.errors import Code, StoreUnavailable
+from coursebook.service.application import Coursebook
 from tests import pg
 from tests.builders import Clinic, day, rejected
 
@@ -283,7 +283,7 @@ def test_erasure_on_postgresql_leaves_no_trace_in_the_table_files(
 def test_an_application_built_from_its_environment_finds_the_key_file(
         sqlite_app: Coursebook, target: Path, clock: FixedClock) -> None:
     """As the library's runners build it: from the environment, without open_store."""
-    from coursebook.adapters.persistence import store_env
+    from coursebook.adapters.storage.persistence import store_env
 
     Clinic(sqlite_app).open(patient=SECRET_PATIENT)
     again = Coursebook(store_env(str(target), create=False), clock=clock)

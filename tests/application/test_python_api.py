@@ -7,10 +7,10 @@ import inspect
 
 import pytest
 
-from coursebook.application import Coursebook
 from coursebook.domain.commands import COMMANDS
 from coursebook.domain.values import Product
 from coursebook.errors import Code
+from coursebook.service.application import Coursebook
 from tests.builders import PATIENT, T0, rejected, screening
 
 COMMON = {"command_id", "at", "actor", "expected_version"}

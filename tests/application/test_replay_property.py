@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
 from coursebook.domain.ids import course_uuid
 from coursebook.errors import Rejected
 from coursebook.projections.course_view import course_document
+from coursebook.service.application import Coursebook
 from tests.builders import T0, product, screening
 from tests.stores import PERSISTENT_KINDS, START, make_app, params, release, reopen
 

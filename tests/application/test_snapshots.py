@@ -20,13 +20,13 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coursebook.adapters.time_travel import fold_course
-from coursebook.application import Coursebook, select_events
+from coursebook.adapters.storage.time_travel import fold_course
 from coursebook.clock import FixedClock
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import course_uuid
 from coursebook.errors import Rejected
+from coursebook.service.application import Coursebook, select_events
 from tests.application.test_replay_property import COURSES, opening_steps, steps
 from tests.builders import PATIENT
 from tests.stores import PERSISTENT_KINDS, START, make_app, params, release, target
@@ -194,7 +194,7 @@ def test_a_store_made_before_snapshots_opens_and_answers(tmp_path: Path) -> None
 
     with sqlite3.connect(target("sqlite", tmp_path)) as conn:
         conn.execute("DROP TABLE stored_snapshots")
-    from coursebook.adapters.persistence import open_store
+    from coursebook.bootstrap import open_store
 
     again = open_store(target("sqlite", tmp_path), clock=clock)
     try:
@@ -208,7 +208,7 @@ def test_as_of_skips_only_segments_whose_intact_floor_is_later(
         kind: str, tmp_path: Path) -> None:
     """A back-dated fact recorded late sits in a later snapshot's segment: that segment
     is read, never skipped; a floor forged later (tag broken) is not believed."""
-    from coursebook.adapters.snapshots import snapshot_segment
+    from coursebook.adapters.storage.snapshots import snapshot_segment
     from tests.builders import Clinic
 
     clock = FixedClock(START)

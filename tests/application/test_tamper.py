@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.persistence import open_store
-from coursebook.adapters.sealing import TAG_LEN, catch_up, verify_store
-from coursebook.application import Coursebook
+from coursebook.adapters.storage.integrity import TAG_LEN, catch_up, verify_store
+from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
+from coursebook.service.application import Coursebook
 from tests import pg
 from tests.builders import Clinic, day
 

@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coursebook.application import Coursebook
 from coursebook.clock import FixedClock
 from coursebook.errors import Rejected
-from coursebook.projections import read_models
 from coursebook.projections.calendar import NOT_FOLDED, _Body, course_topics
+from coursebook.service import read_models
+from coursebook.service.application import Coursebook
 from tests.application.test_replay_property import steps
 from tests.builders import Clinic
 from tests.pg import postgres_database
@@ -102,7 +102,7 @@ def view_app(request: pytest.FixtureRequest, tmp_path: Path,
         app.close()
         return
     with postgres_database() as url:
-        from coursebook.adapters.persistence import open_store
+        from coursebook.bootstrap import open_store
 
         app = open_store(url, create=True, clock=clock)
         app.initialise("Europe/Paris")
@@ -111,7 +111,7 @@ def view_app(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 def second_app(target: str, clock: FixedClock) -> Coursebook:
-    from coursebook.adapters.persistence import open_store
+    from coursebook.bootstrap import open_store
 
     return open_store(target, clock=clock)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from coursebook.adapters.keys import new_master_key_text
-from coursebook.adapters.persistence import open_store
+from coursebook.adapters.storage.keys import new_master_key_text
+from coursebook.bootstrap import open_store
 from tests.e2e.test_cli import COURSE, jsonl
 from tests.integration.ledger import read_ledger
 
-CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
+CLI = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 
 
 def coursebook(*args: str, db: Path | str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
+CLI = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 
 
 def coursebook(*args: str, db: Path | str | None, stdin: bytes | None = None,

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coursebook.adapters.demo_clinic import DEMO_ZONE, ClinicScript
-from coursebook.adapters.persistence import open_store
+from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, ClinicScript
+from coursebook.bootstrap import open_store
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import default_catalogue
 from tests import pg

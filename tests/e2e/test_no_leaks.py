@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from coursebook.adapters.cli import cli
+from coursebook.adapters.entrypoints.cli import cli
 
 
 def scenario_dir() -> Path | None:

@@ -16,7 +16,7 @@ import pytest
 from tests import pg
 from tests.e2e.test_cli import COURSE, jsonl
 
-CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
+CLI = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 PASSWORD = "s3cret-Pa55"
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.keys import MASTER_KEY_ENV, new_master_key_text
+from coursebook.adapters.storage.keys import MASTER_KEY_ENV, new_master_key_text
 
-CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
+CLI = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 REG = {"command": "register_practitioner", "command_id": "v-1", "actor": "admin",
        "at": "2024-01-02T09:00:00+01:00", "practitioner_id": "dr-ada", "name": "Ada",
        "role": "physician", "license_number": "L1", "license_expires_on": "2030-01-01"}

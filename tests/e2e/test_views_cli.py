@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.persistence import open_store
-from coursebook.projections import read_models
+from coursebook.bootstrap import open_store
+from coursebook.service import read_models
 from tests.e2e.test_cli import CLI, COURSE, PRODUCT, SCREENING, cmd, coursebook, jsonl
 from tests.pg import postgres_database
 

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import attrs
 
-from coursebook.application import Coursebook
 from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt
-from coursebook.projections import read_models
+from coursebook.service import read_models
+from coursebook.service.application import Coursebook
 
 __all__ = ["Ledger", "read_ledger", "views_snapshot"]
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.persistence import is_postgres, open_store
+from coursebook.adapters.storage.persistence import is_postgres
+from coursebook.bootstrap import open_store
 from coursebook.errors import Code
 from tests.integration.ledger import read_ledger
 from tests.integration.workers import writer_process

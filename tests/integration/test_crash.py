@@ -24,14 +24,15 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.cli.importing import apply_lines
-from coursebook.adapters.keys import MASTER_KEY_ENV, new_master_key_text
-from coursebook.adapters.persistence import is_postgres, open_store
-from coursebook.application import Coursebook
-from coursebook.projections import read_models
+from coursebook.adapters.entrypoints.cli.importing import apply_lines
+from coursebook.adapters.storage.keys import MASTER_KEY_ENV, new_master_key_text
+from coursebook.adapters.storage.persistence import is_postgres
+from coursebook.bootstrap import open_store
+from coursebook.service import read_models
+from coursebook.service.application import Coursebook
 from tests.integration.ledger import Ledger, read_ledger, views_snapshot
 
-CLI = [sys.executable, "-m", "coursebook.adapters.cli"]
+CLI = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli"]
 COURSES, ADJUSTMENTS, ROUNDS = 16, 10, 3
 SCREENING = {"pregnant": False, "breastfeeding": False, "active_infection_at_site": False,
              "bleeding_disorder": False, "anticoagulants": False, "autoimmune_disease": False,

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from coursebook.adapters.persistence import open_store
+from coursebook.bootstrap import open_store
 from coursebook.errors import Code, Rejected, StoreUnavailable
 
 __all__ = ["MAX_ATTEMPTS", "run_plan", "writer_process"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-from coursebook.adapters.logs import configure_logging, get_logger
+from coursebook.logs import configure_logging, get_logger
 configure_logging(stream=sys.stdout, json=True)
 print("imported" if "structlog" in sys.modules else "deferred")
 get_logger("coursebook").info("command", command="open_course", version=1)
@@ -31,12 +31,12 @@ def test_the_first_line_applies_the_configuration_made_before_structlog_was_impo
 
 def test_a_query_on_the_command_line_does_not_import_structlog(tmp_path: Path) -> None:
     store = str(tmp_path / "store.db")
-    cli = [sys.executable, "-m", "coursebook.adapters.cli", "--db", store]
+    cli = [sys.executable, "-m", "coursebook.adapters.entrypoints.cli", "--db", store]
     subprocess.run([*cli, "init", "--timezone", "Europe/Paris"], capture_output=True,
                    check=True)
     script = """
 import sys
-from coursebook.adapters.cli import main
+from coursebook.adapters.entrypoints.cli import main
 sys.argv = ["coursebook", "--db", sys.argv[1], "course", "show", "C-404"]
 try:
     main()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from coursebook.adapters.cli.common import EXIT_USAGE, timestamp_option_value, user_error
+from coursebook.adapters.entrypoints.cli.common import (
+    EXIT_USAGE,
+    timestamp_option_value,
+    user_error,
+)
 
 
 def test_a_timestamp_option_without_offset_names_the_option_once() -> None:

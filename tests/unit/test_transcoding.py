@@ -15,8 +15,8 @@ from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredEr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coursebook.adapters.keys import Keyring, MasterKey
-from coursebook.adapters.transcoding import (
+from coursebook.adapters.storage.keys import Keyring, MasterKey
+from coursebook.adapters.storage.transcoding import (
     Interned,
     OrjsonTranscoder,
     SealedPersonal,

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from coursebook.adapters.cli.common import (
+from coursebook.adapters.entrypoints.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_STORE,
@@ -41,20 +41,21 @@ from coursebook.adapters.cli.common import (
     table,
     user_error,
 )
-from coursebook.adapters.demo_clinic import (
+from coursebook.adapters.entrypoints.sample_clinic import (
     DEMO_SEED,
     DEMO_ZONE,
     FEATURED_COURSE,
     ClinicScript,
     Step,
 )
-from coursebook.adapters.logs import configure_logging
-from coursebook.adapters.persistence import is_postgres, open_store, safe_target
-from coursebook.application import Coursebook
+from coursebook.adapters.storage.persistence import is_postgres, safe_target
+from coursebook.bootstrap import open_store
 from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Rejected, StoreUnavailable
-from coursebook.projections import read_models
+from coursebook.logs import configure_logging
 from coursebook.projections.course_view import iso
+from coursebook.service import read_models
+from coursebook.service.application import Coursebook
 
 __all__ = ["DEMO_TARGET", "SECTIONS", "DemoRun", "Section", "build_demo", "run_demo"]
 

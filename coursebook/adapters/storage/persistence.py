@@ -11,12 +11,9 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
-
-from coursebook.adapters.keys import (
+from coursebook.adapters.storage.keys import (
     MasterKey,
     configured_master_key,
     create_key_file,
@@ -24,12 +21,11 @@ from coursebook.adapters.keys import (
     missing_key,
     read_key_file,
 )
-from coursebook.application import Coursebook
-from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
-           "safe_target", "store_env"]
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "check_target", "forget_key_file", "is_postgres",
+           "master_key_for",
+           "resolve_target", "safe_target", "store_env"]
 
 DEFAULT_TARGET = "coursebook.db"
 DAMAGED = ("a stored record cannot be read: the store was changed outside the engine "
@@ -54,7 +50,7 @@ def store_env(target: str, *, create: bool) -> dict[str, str]:
     if is_postgres(target):
         url = _parse_url(target)
         env = {
-            "PERSISTENCE_MODULE": "coursebook.adapters.pg_schema:PostgresFactory",
+            "PERSISTENCE_MODULE": "coursebook.adapters.storage.pg_schema:PostgresFactory",
             "POSTGRES_DBNAME": url["dbname"],
             "POSTGRES_HOST": url["host"],
             "POSTGRES_PORT": url["port"],
@@ -169,47 +165,18 @@ def _check_sqlite_target_for_create(target: str) -> None:
                                "refusing to add tables to it")
 
 
-def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
-               extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
-               **kwargs: Any) -> Coursebook:
-    """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
-    store whose settings record cannot be read (for `verify`, which names the damage)."""
+def check_target(target: str, *, create: bool) -> None:
+    """Fails with `StoreUnavailable` unless `target` holds a store (or, with `create`,
+    may receive one)."""
     if is_postgres(target):
         _check_postgres(target, create=create)
     elif create:
         _check_sqlite_target_for_create(target)
     else:
         _check_sqlite_file(target)
-    env = {**store_env(target, create=create), **(extra_env or {})}
-    made: Path | None = None
-    if "master_key" not in kwargs:
-        kwargs["master_key"], made = _master_key(target, env, create=create)
-    try:
-        app = Coursebook(env, clock=clock, **kwargs)
-        try:
-            initialised = app.is_initialised()
-        except MapperDeserialisationError:
-            if not damaged_ok:
-                app.close()
-                raise StoreUnavailable(DAMAGED) from None
-            initialised = True
-        if not create and not initialised:
-            app.close()
-            raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
-                                   "(run: coursebook init)")
-    except StoreUnavailable as error:
-        _forget(made)
-        if made is not None:  # the store exists and a new key cannot open it
-            raise missing_key(target) from None
-        raise error from None
-    except (PersistenceError, sqlite3.Error, OSError) as error:
-        _forget(made)
-        raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
-                               f"{type(error).__name__}") from None
-    return app
 
 
-def _master_key(target: str, env: Mapping[str, str], *,
+def master_key_for(target: str, env: Mapping[str, str], *,
                 create: bool) -> tuple[MasterKey, Path | None]:
     """The store's master key: `COURSEBOOK_MASTER_KEY`, else its key file, which only
     `init` (create) makes, with owner-only permissions. Returns the file it made, if any."""
@@ -231,7 +198,7 @@ def _master_key(target: str, env: Mapping[str, str], *,
                                f"{error.strerror or type(error).__name__}") from None
 
 
-def _forget(made: Path | None) -> None:
+def forget_key_file(made: Path | None) -> None:
     """A key file made for a store that could not be created is of no use to anyone."""
     if made is not None:
         made.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 
-from coursebook.projections.views import TRACKING_TABLE, ViewRecorder
+from coursebook.adapters.storage.view_recorders import TRACKING_TABLE, ViewRecorder
 
 __all__ = ["PostgresViewRecorder"]
 

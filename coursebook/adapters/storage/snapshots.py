@@ -30,8 +30,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
-from coursebook.adapters.logs import get_logger
-from coursebook.adapters.sealing import TAG_LEN, event_tag
+from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
 from coursebook.domain.course_state import (
     CourseState,
     GivenSession,
@@ -40,6 +39,7 @@ from coursebook.domain.course_state import (
     Scheduled,
 )
 from coursebook.domain.values import Product, SpacingRule
+from coursebook.logs import get_logger
 
 __all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_segment", "snapshot_times",
            "snapshot_transcodings"]

@@ -22,9 +22,13 @@ from uuid import UUID
 
 import orjson
 
-from coursebook.adapters.bulk_reads import select_rows
-from coursebook.adapters.sealing import TAG_LEN, SealingMapper
-from coursebook.adapters.snapshots import SNAPSHOT_INTERVAL, snapshot_segment, snapshot_times
+from coursebook.adapters.storage.bulk_reads import select_rows
+from coursebook.adapters.storage.integrity import TAG_LEN, SealingMapper
+from coursebook.adapters.storage.snapshots import (
+    SNAPSHOT_INTERVAL,
+    snapshot_segment,
+    snapshot_times,
+)
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 

@@ -20,7 +20,7 @@ from eventsourcing.persistence import Transcoder, Transcoding, TranscodingNotReg
 from coursebook.domain.values import Personal, Phase, Product, Protocol, SpacingRule
 
 if TYPE_CHECKING:
-    from coursebook.adapters.keys import Keyring
+    from coursebook.adapters.storage.keys import Keyring
 
 __all__ = ["Interned", "OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear",
            "SealedPersonal", "default_transcodings", "deferring_personal"]

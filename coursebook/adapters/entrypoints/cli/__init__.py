@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from coursebook.adapters.cli import (
+from coursebook.adapters.entrypoints.cli import (
     audit,
     backup,
     calendar,
@@ -23,7 +23,7 @@ from coursebook.adapters.cli import (
     store,
     verify,
 )
-from coursebook.adapters.cli.common import Context, run
+from coursebook.adapters.entrypoints.cli.common import Context, run
 
 __all__ = ["cli", "main"]
 

@@ -1,6 +1,6 @@
-"""`python -m coursebook.adapters.cli`: the command line without the console script."""
+"""`python -m coursebook.adapters.entrypoints.cli`: the command line without the console script."""
 
-from coursebook.adapters.cli import main
+from coursebook.adapters.entrypoints.cli import main
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import Context, emit, table, write_export
+from coursebook.adapters.entrypoints.cli.common import Context, emit, table, write_export
 
 
 def register(cli: click.Group) -> None:
@@ -21,8 +21,8 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
     """Who did what, when (valid and recorded time) and why, for every recorded event."""
-    from coursebook.adapters.exports import audit_csv
-    from coursebook.projections import read_models
+    from coursebook.adapters.entrypoints.exports import audit_csv
+    from coursebook.service import read_models
 
     with ctx.store() as app:
         entries = read_models.audit(app, course_id)

@@ -19,7 +19,13 @@ from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import EXIT_STORE, EXIT_USAGE, Context, emit, user_error
+from coursebook.adapters.entrypoints.cli.common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    Context,
+    emit,
+    user_error,
+)
 from coursebook.errors import StoreUnavailable
 
 __all__ = ["backup_sqlite", "register"]
@@ -68,7 +74,7 @@ def backup_sqlite(store: str, destination: Path) -> dict[str, Any]:
 @click.pass_obj
 def backup(ctx: Context, file: str) -> None:
     """Copy the SQLite store to FILE while it is in use (and its key file to FILE.key)."""
-    from coursebook.adapters.persistence import is_postgres, safe_target
+    from coursebook.adapters.storage.persistence import is_postgres, safe_target
 
     if is_postgres(ctx.target):
         raise user_error(

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import Context, emit, table, user_error, write_export
+from coursebook.adapters.entrypoints.cli.common import (
+    Context,
+    emit,
+    table,
+    user_error,
+    write_export,
+)
 
 
 def register(cli: click.Group) -> None:
@@ -37,8 +43,8 @@ def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) 
     Planned sessions count on their planned local date, unplanned ones on their target
     date; courses whose patient was erased are left out.
     """
-    from coursebook.adapters.exports import calendar_ics
-    from coursebook.projections import read_models
+    from coursebook.adapters.entrypoints.exports import calendar_ics
+    from coursebook.service import read_models
 
     first, last = _date(start, "--from"), _date(end, "--to")
     with ctx.store() as app:

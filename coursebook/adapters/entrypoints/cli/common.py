@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of 
     from rich.console import Console
     from rich.table import Table
 
-    from coursebook.application import Coursebook
+    from coursebook.service.application import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
            "emit", "run", "timestamp_option_value", "user_error", "write_export"]
@@ -65,8 +65,8 @@ class Context:
         stream = None
         if log_file is not None:
             stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-        from coursebook.adapters.logs import configure_logging
-        from coursebook.adapters.persistence import resolve_target
+        from coursebook.adapters.storage.persistence import resolve_target
+        from coursebook.logs import configure_logging
 
         configure_logging(stream=stream)
         return cls(resolve_target(target), output_format, stream)
@@ -77,7 +77,7 @@ class Context:
 
     @contextmanager
     def store(self, **kwargs: Any) -> Iterator[Coursebook]:
-        from coursebook.adapters.persistence import open_store
+        from coursebook.bootstrap import open_store
 
         try:
             app = open_store(self.target, **kwargs)
@@ -172,11 +172,11 @@ def run(command: click.Command) -> int:
                        "command_id applies at most once", err=True)
             return EXIT_STORE
         if isinstance(error, MapperDeserialisationError):  # tampered beyond decoding
-            from coursebook.adapters.persistence import DAMAGED
+            from coursebook.adapters.storage.persistence import DAMAGED
 
             click.echo(f"coursebook: {DAMAGED}", err=True)
             return EXIT_STORE
-        from coursebook.adapters.logs import get_logger
+        from coursebook.logs import get_logger
 
         get_logger("coursebook.cli").error("internal_error", error=type(error).__name__)
         click.echo(f"coursebook: internal error ({type(error).__name__}); nothing partial "

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import (
+from coursebook.adapters.entrypoints.cli.common import (
     Context,
     emit,
     not_found,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from coursebook.adapters.cli.common import Context
+from coursebook.adapters.entrypoints.cli.common import Context
 
 
 def register(cli: click.Group) -> None:
@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
 @click.pass_context
 def demo(click_ctx: click.Context) -> None:
     """Build a sample clinic in a fresh store and show what the engine knows about it."""
-    from coursebook.adapters.demo import run_demo
+    from coursebook.adapters.entrypoints.demo import run_demo
 
     ctx: Context = click_ctx.obj
     explicit = click_ctx.parent is not None and \

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from coursebook.adapters.cli.common import (
+from coursebook.adapters.entrypoints.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     Context,
@@ -26,7 +26,7 @@ from coursebook.adapters.cli.common import (
 from coursebook.errors import Code, Rejected, StoreUnavailable
 
 if TYPE_CHECKING:
-    from coursebook.application import Coursebook
+    from coursebook.service.application import Coursebook
 
 BOM = b"\xef\xbb\xbf"
 
@@ -135,8 +135,8 @@ def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
             from None
     with ctx.store() as app:
         report = apply_lines(app, data, stop_on_error=stop_on_error)
-        from coursebook.adapters.sealing import catch_up
-        from coursebook.projections import read_models
+        from coursebook.adapters.storage.integrity import catch_up
+        from coursebook.service import read_models
 
         catch_up(app)  # seal the new events into the tamper-evident chain
         # The embedded default keeps its views current without a worker (and a worker,

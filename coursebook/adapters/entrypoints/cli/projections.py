@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from coursebook.adapters.cli.common import Context, emit, not_found, table
+from coursebook.adapters.entrypoints.cli.common import Context, emit, not_found, table
 from coursebook.errors import Code, Rejected
 
 if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` need none
     from rich.console import Console
 
-    from coursebook.application import Coursebook
-    from coursebook.projections.views import ViewRunner
+    from coursebook.adapters.storage.view_recorders import ViewRunner
+    from coursebook.service.application import Coursebook
 
 
 def _log() -> Any:
-    from coursebook.adapters.logs import get_logger
+    from coursebook.logs import get_logger
 
     return get_logger("coursebook.projections")
 
@@ -45,7 +45,7 @@ def projections() -> None:
 @click.pass_obj
 def status(ctx: Context) -> None:
     """The position of each view against the head of the log."""
-    from coursebook.projections import read_models
+    from coursebook.service import read_models
 
     with ctx.store() as app:
         documents = [s.as_dict() for s in read_models.status(app)]
@@ -89,7 +89,7 @@ def _progress_bar(name: str) -> Iterator[Any]:
 @click.pass_obj
 def rebuild(ctx: Context, name: str | None) -> None:
     """Rebuild every view (or the one NAMEd) from zero."""
-    from coursebook.projections import read_models
+    from coursebook.service import read_models
 
     results = []
     with ctx.store() as app:
@@ -154,7 +154,7 @@ def run(ctx: Context, poll: float) -> None:
     library's LISTEN/NOTIFY subscription, on SQLite it polls. Any number of workers
     may run: a page commits only if its view still stands where the page began.
     """
-    from coursebook.projections import read_models
+    from coursebook.service import read_models
 
     stop = threading.Event()
 

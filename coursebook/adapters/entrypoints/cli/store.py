@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from coursebook.adapters.cli.common import EXIT_USAGE, Context, emit, user_error
+from coursebook.adapters.entrypoints.cli.common import EXIT_USAGE, Context, emit, user_error
 from coursebook.errors import Rejected
 
 

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from coursebook.adapters.cli.common import EXIT_OK, EXIT_TAMPERED, Context, emit, table, user_error
+from coursebook.adapters.entrypoints.cli.common import (
+    EXIT_OK,
+    EXIT_TAMPERED,
+    Context,
+    emit,
+    table,
+    user_error,
+)
 
 
 def register(cli: click.Group) -> None:
@@ -26,7 +33,7 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> None:
     """Check every stored event against tampering (changed, deleted or reordered)."""
-    from coursebook.adapters.sealing import SealHead, verify_store
+    from coursebook.adapters.storage.integrity import SealHead, verify_store
 
     against = None
     if against_file is not None:

@@ -1,0 +1,67 @@
+"""Assembles the application from its parts: a target (SQLite path or `postgresql://`
+URL) becomes a `Coursebook` over the right storage.
+
+The one place that knows both the service and the storage adapters, so that neither
+imports the other. Opening never creates a store by accident: only `create=True` (the
+command line's `init` and `demo`) may make one; otherwise a target without a store is
+`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
+
+from coursebook.adapters.storage.keys import missing_key
+from coursebook.adapters.storage.persistence import (
+    DAMAGED,
+    check_target,
+    forget_key_file,
+    master_key_for,
+    safe_target,
+    store_env,
+)
+from coursebook.clock import Clock
+from coursebook.errors import StoreUnavailable
+from coursebook.service.application import Coursebook
+
+__all__ = ["open_store"]
+
+
+def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
+               extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
+               **kwargs: Any) -> Coursebook:
+    """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
+    store whose settings record cannot be read (for `verify`, which names the damage)."""
+    check_target(target, create=create)
+    env = {**store_env(target, create=create), **(extra_env or {})}
+    made: Path | None = None
+    if "master_key" not in kwargs:
+        kwargs["master_key"], made = master_key_for(target, env, create=create)
+    try:
+        app = Coursebook(env, clock=clock, **kwargs)
+        try:
+            initialised = app.is_initialised()
+        except MapperDeserialisationError:
+            if not damaged_ok:
+                app.close()
+                raise StoreUnavailable(DAMAGED) from None
+            initialised = True
+        if not create and not initialised:
+            app.close()
+            raise StoreUnavailable(f"no coursebook store at {safe_target(target)} "
+                                   "(run: coursebook init)")
+    except StoreUnavailable as error:
+        forget_key_file(made)
+        if made is not None:  # the store exists and a new key cannot open it
+            raise missing_key(target) from None
+        raise error from None
+    except (PersistenceError, sqlite3.Error, OSError) as error:
+        forget_key_file(made)
+        raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
+                               f"{type(error).__name__}") from None
+    return app
