@@ -36,6 +36,7 @@ from coursebook.domain.course_state import CourseState, Reaction
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.domain.selection import select_events
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
@@ -254,9 +255,6 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
                  zone: ZoneInfo) -> Report:
     """The report from domain events given in recording order (any other events are
     ignored): select as a time-travel question does, fold, judge."""
-    # Deferred: the application imports the projections.
-    from coursebook.service.application import select_events
-
     by_originator: dict[UUID, list[Any]] = {}
     erasures: list[Any] = []
     kinds: dict[type, int] = {}  # the kind of each event class, decided once per class

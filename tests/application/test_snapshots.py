@@ -25,8 +25,9 @@ from coursebook.clock import FixedClock
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import course_uuid
+from coursebook.domain.selection import select_events
 from coursebook.errors import Rejected
-from coursebook.service.application import Coursebook, select_events
+from coursebook.service.application import Coursebook
 from tests.application.test_replay_property import COURSES, opening_steps, steps
 from tests.builders import PATIENT
 from tests.stores import PERSISTENT_KINDS, START, make_app, params, release, target

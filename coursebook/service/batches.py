@@ -1,0 +1,117 @@
+"""Many commands in one transaction, each still atomic: `execute_batch`, and
+`import_lines` for JSON Lines (what `coursebook import` reads).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+
+from coursebook.adapters.storage.bulk_reads import recorded_originators
+from coursebook.domain.commands import (
+    read_command_id,
+)
+from coursebook.domain.ids import (
+    command_uuid,
+)
+from coursebook.errors import Rejected
+from coursebook.logs import get_logger
+from coursebook.service.commanding import (
+    Commanding,
+    Outcome,
+    PendingBatch,
+    Processing,
+    log_result,
+)
+
+__all__ = ["Batching"]
+
+log = get_logger("coursebook")
+
+
+class Batching(Commanding):
+    """Commands in batches."""
+
+    def execute_batch(self, raws: Sequence[Any], *,
+                      stop_on_error: bool = False) -> list[Outcome | Rejected]:
+        """Applies commands in order, each atomic, all recorded in one transaction.
+
+        Each command is decided against the state its predecessors left (kept in memory
+        until the batch is recorded) exactly as `execute` would decide it; a refused one
+        records nothing. The events and receipts of the accepted ones are then written
+        together: one commit for the batch instead of one per command. If the store
+        refuses the batch (another writer changed one of its records meanwhile), none of
+        it was recorded, and the commands are applied again one by one. Returns, per
+        command applied (all of them, or up to the first refusal with `stop_on_error`),
+        its `Outcome` or the `Rejected` that refused it. Log lines are written once the
+        outcomes are final.
+        """
+        results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
+        self._batch = PendingBatch()
+        try:
+            if self._freshness is not None:
+                self._freshness.check()
+            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
+            for raw in raws:
+                started = time.perf_counter()
+                seen: list[str | None] = [None]
+                result: Outcome | Rejected
+                try:
+                    result = self._decide(raw, seen)
+                except Rejected as rejected:
+                    result = rejected
+                results.append((raw, seen[0], result, time.perf_counter() - started))
+                if stop_on_error and isinstance(result, Rejected):
+                    break
+            batch, self._batch = self._batch, None
+            if batch.events:
+                processing = Processing()
+                processing.collect_events(*batch.events)
+                try:
+                    recordings = self._record(processing)
+                except IntegrityError:
+                    return self._one_by_one([raw for raw, *_ in results], stop_on_error)
+                except (OperationalError, InterfaceError) as error:
+                    raise self._unavailable(None, None, error) from None
+                self._remember_saved(batch.aggregates.values(), recordings)
+                processing.aggregates.update(batch.aggregates)  # which to snapshot
+                self._take_snapshots(processing)
+                self._notify(recordings)
+        finally:
+            self._batch = None
+        # Keys are destroyed only once the erasures are recorded.
+        for _, _, result, _ in results:
+            if isinstance(result, Outcome) and result.command == "erase_patient":
+                self._shred(result.subject)
+        for raw, command_id, result, took in results:
+            log_result(raw, command_id, result, took)
+        return [result for _, _, result, _ in results]
+
+    def _one_by_one(self, raws: list[Any], stop_on_error: bool) -> list[Outcome | Rejected]:
+        results: list[Outcome | Rejected] = []
+        for raw in raws:
+            try:
+                results.append(self.execute(raw))
+            except Rejected as rejected:
+                results.append(rejected)
+                if stop_on_error:
+                    break
+        return results
+
+
+def _receipt_ids(raws: Sequence[Any]) -> list[UUID]:
+    ids = []
+    for raw in raws:
+        try:
+            ids.append(command_uuid(read_command_id(raw)))
+        except Rejected:
+            continue
+    return ids

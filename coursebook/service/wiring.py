@@ -1,0 +1,232 @@
+"""The application's wiring: the eventsourcing `Application` with coursebook's storage
+(sealing mapper, per-patient encryption, snapshots), its clock, keys and clinic zone.
+
+The service's other parts (commanding, batches, command methods, queries) build on it;
+`Coursebook` in `application.py` puts them together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from copy import deepcopy
+from typing import Any, ClassVar
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    Mapper,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic
+
+from coursebook.adapters.storage.integrity import SealingMapper, SealTable, seal_table_for
+from coursebook.adapters.storage.keys import (
+    MASTER_KEY_ENV,
+    Keyring,
+    MasterKey,
+    configured_master_key,
+    missing_key,
+)
+from coursebook.adapters.storage.keys import table_for as key_table_for
+from coursebook.adapters.storage.snapshots import (
+    SNAPSHOT_INTERVAL,
+    SnapshotStore,
+    snapshot_transcodings,
+)
+from coursebook.adapters.storage.transcoding import OrjsonTranscoder, default_transcodings
+from coursebook.clock import Clock, SystemClock
+from coursebook.domain.bookkeeping import ClinicSettings
+from coursebook.domain.commands import (
+    invalid,
+)
+from coursebook.domain.course import TreatmentCourse
+from coursebook.domain.ids import (
+    CLINIC_ID,
+)
+from coursebook.domain.patient import PatientRecord
+from coursebook.domain.protocols import Catalogue, default_catalogue
+from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.service.freshness import CacheFreshness
+
+__all__ = ["Wiring"]
+
+
+class Wiring(Application[UUID]):
+    """The eventsourcing application coursebook runs on, and its storage."""
+
+    name = "coursebook"
+
+    CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000"}
+    """The library's aggregate cache: a command loads its course, actor and patient from
+    memory, fast-forwarded with the events stored since (so other writers are seen), and
+    gets a deep copy (so a refused or failed command never changes the cached one)."""
+
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        TreatmentCourse: SNAPSHOT_INTERVAL}
+    """A course is snapshotted every `SNAPSHOT_INTERVAL` versions (adapters/snapshots.py);
+    loads and time-travel questions start from the latest usable snapshot."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
+                 catalogue: Catalogue | None = None, master_key: MasterKey | None = None,
+                 ) -> None:
+        """`master_key`: the store's master key; else `COURSEBOOK_MASTER_KEY` from `env` or
+        the process environment; a store kept only in memory makes a passing one."""
+        self.clock: Clock = clock or SystemClock()
+        self.catalogue = catalogue or default_catalogue()
+        self._zone: ZoneInfo | None = None
+        self._closing: list[Callable[[], None]] = []
+        self.keyring = Keyring(master_key or _master_key(env))
+        super().__init__({**self.CACHE, **(env or {})})
+        create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
+        self.keyring.attach(key_table_for(self.recorder, create=create))
+        self.seal_table: SealTable = seal_table_for(self.recorder, create=create)
+        cache = self.repository.cache
+        self._freshness = None if cache is None else CacheFreshness(
+            self.recorder, cache, erasure_topic=get_topic(PatientRecord.Erased),
+            on_erasure=self.keyring.forget_cached)
+
+    @property
+    def integrity_key(self) -> bytes:
+        """The HMAC key of event tags and the seal chain (derived, never stored)."""
+        return self.keyring.master.integrity
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealingMapper(self.construct_transcoder(), compressor=self.factory.compressor(),
+                             cipher=self.factory.cipher(), key=self.integrity_key)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` when the application closes (the read models' connections)."""
+        self._closing.append(callback)
+
+    def close(self) -> None:
+        while self._closing:
+            self._closing.pop()()
+        super().close()
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        for transcoding in self.transcodings():
+            transcoder.register(transcoding)
+        return transcoder
+
+    def transcodings(self) -> list[Any]:
+        """The value types events (and snapshots) may hold; personal data is encrypted
+        per patient."""
+        return [*default_transcodings(self.keyring), *snapshot_transcodings()]
+
+    def take_snapshot(self, aggregate_id: UUID, version: int | None = None,
+                      projector_func: Any = None) -> None:
+        """The library's `take_snapshot`, with the course's latest segment floor: the
+        earliest valid time of the events since the interval before (`--as-of` skips
+        a segment whose floor is after the moment asked about)."""
+        aggregate: Any = self.repository.get(aggregate_id, version=version,
+                                             projector_func=projector_func or project_aggregate)
+        snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+        snapshot = snapshot_class.take(aggregate)
+        interval = self.snapshotting_intervals.get(type(aggregate))
+        if isinstance(aggregate, TreatmentCourse) and interval:
+            start = max(0, aggregate.version - interval)
+            events: list[Any] = list(self.events.get(aggregate_id, gt=start,
+                                                     lte=aggregate.version))
+            floor = min(e.at for e in events)
+            # First in the body, so that `snapshot_times` reads it from the lead.
+            rest = {k: v for k, v in snapshot.state.items() if k != "segment"}
+            snapshot.state.clear()
+            snapshot.state.update({"segment": [start, floor], **rest})
+        assert self.snapshots is not None
+        self.snapshots.put([snapshot])
+
+    def construct_snapshot_store(self) -> SnapshotStore:
+        """The library's snapshot store, ignoring any snapshot that is not intact. Its
+        table is made on opening a store created before snapshots existed."""
+        recorder: Any = self.factory.aggregate_recorder(purpose="snapshots")
+        if hasattr(recorder, "create_table"):  # the SQL ones: IF NOT EXISTS
+            recorder.create_table()
+        return SnapshotStore(mapper=self.mapper, recorder=recorder)
+
+    # -- loading ---------------------------------------------------------------------
+    def _load(self, cls: type[Any], aggregate_id: UUID, *, copy: bool) -> Any:
+        """The cached aggregate if nobody changed it since (`freshness`), else the
+        library's load (fast-forwarded, or from the store); a deep copy if `copy`."""
+        freshness = self._freshness
+        mark = None if freshness is None else freshness.mark(aggregate_id)
+        if mark is None and freshness is not None:
+            try:
+                cached = freshness.cached(aggregate_id)
+            except KeyError:
+                pass
+            else:
+                if isinstance(cached, cls):
+                    return deepcopy(cached) if copy else cached
+        try:
+            aggregate: Any = self.repository.get(aggregate_id, projector_func=project_aggregate,
+                                                 deepcopy_from_cache=copy)
+        except AggregateNotFoundError:
+            return None
+        if mark and freshness is not None:
+            freshness.refreshed(aggregate_id, mark)
+        return aggregate if isinstance(aggregate, cls) else None
+
+    # -- the store's clinic settings -----------------------------------------------------
+    def initialise(self, timezone: str | None = None) -> str:
+        """Creates the clinic settings once; returns the zone (never changes it)."""
+        settings = self._load(ClinicSettings, CLINIC_ID, copy=False)
+        if settings is not None:
+            if timezone is not None and timezone != settings.timezone:
+                raise Rejected(Code.INVALID, f"timezone: the store's zone is "
+                               f"{settings.timezone} and cannot change", "timezone")
+            return str(settings.timezone)
+        name = timezone or "UTC"
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid("timezone", "is not an IANA time zone name") from None
+        self.save(ClinicSettings.configure(recorded_at=self.clock.now(), timezone=name))
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        if self._zone is None:
+            settings = self._load(ClinicSettings, CLINIC_ID, copy=False)
+            if settings is None:
+                raise StoreUnavailable("the store holds no clinic settings (run init)")
+            self._zone = ZoneInfo(settings.timezone)
+        return self._zone
+
+    def is_initialised(self) -> bool:
+        return self._load(ClinicSettings, CLINIC_ID, copy=False) is not None
+
+
+def _master_key(env: Mapping[str, str] | None) -> MasterKey:
+    """The master key for an application built from an environment alone (as the
+    library's runners do): `COURSEBOOK_MASTER_KEY`, else the target's key file."""
+    settings = {**os.environ, **(env or {})}
+    module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    target: str | None = None
+    if module == "eventsourcing.sqlite" and settings.get("SQLITE_DBNAME"):
+        target = settings["SQLITE_DBNAME"]
+    elif module.partition(":")[0] in {"eventsourcing.postgres",
+                                      "coursebook.adapters.storage.pg_schema"}:
+        target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
+                  f"{settings.get('POSTGRES_PORT') or 5432}/"
+                  f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")
+    found = configured_master_key(target, settings)
+    if found is not None:
+        return found
+    if target is not None:
+        raise missing_key(target)
+    if module == "eventsourcing.popo":
+        return MasterKey.ephemeral()
+    raise StoreUnavailable(f"no master key: set {MASTER_KEY_ENV}")
+
+
+def project_aggregate(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's `project_aggregate` without its per-event runtime check against a
+    `Protocol` (an `isinstance` that inspects the protocol's members every time: about
+    half the cost of loading an aggregate). Our events are all `Aggregate` events."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
