@@ -23,7 +23,6 @@ from pathlib import Path
 
 from benchmarks.clinic import END, ZONE, clinic_commands, iter_lines, staff_commands
 from benchmarks.suite import Clock, _open
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.clock import FixedClock
 from coursebook.errors import Rejected
 from coursebook.logs import configure_logging
@@ -52,7 +51,7 @@ def main() -> None:
                 lines = b"\n".join(iter_lines(commands))
 
                 def run() -> None:
-                    apply_lines(app, lines)
+                    app.import_lines(lines)
             else:
                 follow = Clock(clock).follow
 

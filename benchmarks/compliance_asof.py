@@ -32,20 +32,12 @@ import orjson
 import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.adapters.storage.integrity import SealingMapper
+from coursebook.adapters.storage.report_reads import PAGE_SIZE, report_mapper
 from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
-from coursebook.projections.compliance import (
-    PAGE_SIZE,
-    build_report,
-    compliance_report,
-    judge,
-    read_report_events,
-    report_mapper,
-    report_topics,
-)
+from coursebook.projections.compliance import build_report, judge, report_topics
 
 AS_OF = END
 
@@ -54,7 +46,8 @@ def build_store(path: Path, courses: int) -> None:
     app = open_store(str(path), create=True, clock=FixedClock(END))
     app.initialise(ZONE)
     started = time.perf_counter()
-    report = apply_lines(app, b"\n".join(orjson.dumps(c) for c in clinic_commands(courses)))
+    lines = b"\n".join(orjson.dumps(c) for c in clinic_commands(courses))
+    report = app.import_lines(lines).as_dict()
     app.close()
     print(f"built {courses} courses in {time.perf_counter() - started:.1f} s "
           f"(applied {report['applied']}, duplicates {report['duplicates']}, "
@@ -101,7 +94,7 @@ def breakdown(app: Any, repeat: int) -> None:
 
     notifications = pages()
     bodies = [SealingMapper.untagged(n.state) for n in notifications]
-    mapper = report_mapper(app)
+    mapper = report_mapper(app.mapper)
     timed("    the library's recorder: rows to Notifications", repeat,
           lambda: without_gc(pages))
     timed("    orjson.loads of the bodies alone", repeat,
@@ -138,13 +131,13 @@ def main() -> None:
     app = open_store(str(store))
     try:
         total = app.recorder.max_notification_id() or 0
-        events = list(read_report_events(app))
+        events = list(app.report_events())
         print(f"store {store}: {total} stored records, {len(events)} read by the report, "
               f"{sum(type(e).__name__ == 'Opened' for e in events)} courses")
         report = timed("compliance_report(as_of) [read+decode+fold+judge]", args.repeat,
-                       lambda: compliance_report(app, as_of=AS_OF))
+                       lambda: app.compliance_report(as_of=AS_OF))
         timed("  read + decode the events (GC paused, as in the report)", args.repeat,
-              lambda: without_gc(lambda: list(read_report_events(app))))
+              lambda: without_gc(lambda: list(app.report_events())))
         breakdown(app, args.repeat)
         timed("  fold + judge (events in memory, GC paused)", args.repeat,
               lambda: without_gc(lambda: build_report(events, as_of=AS_OF, known_at=None,
@@ -158,7 +151,7 @@ def main() -> None:
                                                zone=app.zone)))
         timed("  ... and the JSON document", args.repeat, lambda: report.document())
         timed("  with --known-at as well", args.repeat,
-              lambda: compliance_report(app, as_of=AS_OF, known_at=AS_OF))
+              lambda: app.compliance_report(as_of=AS_OF, known_at=AS_OF))
         print(f"findings: {len(report.findings)}; by code: "
               + ", ".join(f"{code} {n}" for code, _, n in report.counts()))
     finally:

@@ -31,9 +31,9 @@ def main() -> None:
         app = open_store(target)
         if operation == "compliance":
             from benchmarks.clinic import END
-            from coursebook.projections.compliance import compliance_report
 
-            compliance_report(app, as_of=END)
+
+            app.compliance_report(as_of=END)
         elif operation == "rebuild":
             from benchmarks.suite import rebuild_function
 

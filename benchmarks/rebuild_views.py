@@ -42,7 +42,6 @@ import orjson
 import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.adapters.storage.integrity import TAG_LEN
 from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
@@ -56,7 +55,8 @@ def generate(path: Path, courses: int) -> None:
     started = time.perf_counter()
     app = open_store(str(path), create=True, clock=FixedClock(END))
     app.initialise(ZONE)
-    report = apply_lines(app, b"\n".join(orjson.dumps(c) for c in clinic_commands(courses)))
+    lines = b"\n".join(orjson.dumps(c) for c in clinic_commands(courses))
+    report = app.import_lines(lines).as_dict()
     total = app.recorder.max_notification_id()
     app.close()
     print(f"generated {courses} courses in {time.perf_counter() - started:.1f} s: "

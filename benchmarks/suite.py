@@ -226,7 +226,6 @@ def measure_commands(stores: Stores, commands: list[dict[str, Any]],
 # -- (b) bulk import ------------------------------------------------------------------------
 def measure_import(target: str, lines: bytes, n_lines: int) -> dict[str, float]:
     from benchmarks.clinic import END, ZONE
-    from coursebook.adapters.entrypoints.cli.importing import apply_lines
     from coursebook.clock import FixedClock
 
     # The import is dated by the clock of a clinic backend that sends its history late:
@@ -234,7 +233,7 @@ def measure_import(target: str, lines: bytes, n_lines: int) -> dict[str, float]:
     app = _open(target, create=True, clock=FixedClock(END))
     app.initialise(ZONE)
     cpu_started, started = time.process_time(), time.perf_counter()
-    report = apply_lines(app, lines)
+    report = app.import_lines(lines).as_dict()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     events = app.recorder.max_notification_id() or 0
@@ -291,18 +290,18 @@ def measure_rebuild(target: str, stores: Stores, catch_up: int,
 # -- (d) compliance as of -------------------------------------------------------------------
 def measure_compliance(target: str, repeat: int) -> dict[str, float]:
     from benchmarks.clinic import END
-    from coursebook.projections.compliance import compliance_report, read_report_events
+
 
     app = _open(target)
     try:
         times, cpus, report = [], [], None
         for _ in range(repeat):
             cpu, started = time.process_time(), time.perf_counter()
-            report = compliance_report(app, as_of=END)
+            report = app.compliance_report(as_of=END)
             times.append(time.perf_counter() - started)
             cpus.append(time.process_time() - cpu)
         started = time.perf_counter()
-        events = sum(1 for _ in read_report_events(app))
+        events = sum(1 for _ in app.report_events())
         read = time.perf_counter() - started
         assert report is not None
         return {"seconds": min(times), "cpu": min(cpus), "courses": len(report.courses),

@@ -39,12 +39,12 @@ def main() -> None:
         try:
             total = app.recorder.max_notification_id() or 0
             started = time.perf_counter()
-            sealed = catch_up(app)
+            sealed = catch_up(app.seal_chain)
             elapsed = time.perf_counter() - started
             print(f"store: {total} stored records; first catch-up sealed {sealed} in "
                   f"{elapsed:.2f} s ({sealed / max(elapsed, 1e-9):,.0f} events/s)")
             result = timed("verify_store (tags + chain, all events)", args.repeat,
-                           lambda: verify_store(app))
+                           lambda: verify_store(app.seal_chain))
             print(f"ok: {result['ok']}, events: {result['events']}")
         finally:
             app.close()

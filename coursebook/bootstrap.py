@@ -16,12 +16,15 @@ from typing import Any
 
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
-from coursebook.adapters.storage.keys import missing_key
+from coursebook.adapters.storage.keys import MasterKey, missing_key
 from coursebook.adapters.storage.persistence import (
     DAMAGED,
+    DEFAULT_TARGET,
     check_target,
     forget_key_file,
+    is_postgres,
     master_key_for,
+    resolve_target,
     safe_target,
     store_env,
 )
@@ -29,14 +32,26 @@ from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 from coursebook.service.application import Coursebook
 
-__all__ = ["open_store"]
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
+           "safe_target"]
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
+               master_key: MasterKey | None = None,
                extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
                **kwargs: Any) -> Coursebook:
-    """Opens (or, with `create`, creates) the store at `target`. `damaged_ok` opens a
-    store whose settings record cannot be read (for `verify`, which names the damage)."""
+    """Opens (or, with `create`, creates) the store at `target`: a SQLite file path or a
+    `postgresql://user@host:port/db[?schema=NAME]` URL.
+
+    `clock`: the clock that stamps record times and judges `FUTURE_FACT` (default: the
+    system's). `master_key`: the store's master key (default: `COURSEBOOK_MASTER_KEY`,
+    else the key file `create` makes beside a SQLite store). Other keyword arguments go
+    to `Coursebook` (e.g. `views="worker"`). `damaged_ok` opens a store whose settings
+    record cannot be read (for `verify`, which names the damage). Raises
+    `StoreUnavailable` when there is no store there, it cannot be reached, or its key
+    is missing."""
+    if master_key is not None:
+        kwargs["master_key"] = master_key
     check_target(target, create=create)
     env = {**store_env(target, create=create), **(extra_env or {})}
     made: Path | None = None

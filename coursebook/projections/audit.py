@@ -16,19 +16,19 @@ per-event mapping, so a page is one pass and one `executemany`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.storage.view_recorders import Row, ViewProjection, Write, raw_json
 from coursebook.domain.bookkeeping import ClinicSettings
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.projections.calendar import course_topics
+from coursebook.projections.view_projection import EventSource, Row, ViewProjection, Write
 
 __all__ = ["AuditProjection"]
 
@@ -101,13 +101,14 @@ class AuditProjection(ViewProjection):
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
               "actor, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
-    def __init__(self, view: Any, app: Any) -> None:
-        super().__init__(view, app)
+    def __init__(self, view: Any, app: EventSource, *,
+                 decode: Callable[[bytes], dict[str, Any]],
+                 stored_json: Callable[[bytes], bytes] | None) -> None:
+        super().__init__(view, app, decode=decode, stored_json=stored_json)
         self.subjects: dict[Any, str] = {}
         self._patient_registered = get_topic(PatientRecord.Registered)
         self._course_prefix = get_topic(TreatmentCourse) + "."
         self._patient_prefix = get_topic(PatientRecord) + "."
-        self._stored_json = raw_json(app)
         self._topic_facts: dict[str, tuple[str, str, bool]] = {}
 
     def forget(self) -> None:
@@ -147,7 +148,7 @@ class AuditProjection(ViewProjection):
     def page(self, rows: Sequence[Row],
              bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
         out: list[tuple[Any, ...]] = []
-        decode, left_out, stored_json = self.decode, LEFT_OUT, self._stored_json
+        decode, left_out, stored_json = self.decode, LEFT_OUT, self.stored_json
         if bodies is None:
             bodies = [decode(row[4]) for row in rows]
         facts_of, subject_of, registered = self._facts, self._subject, self._patient_registered
@@ -183,7 +184,7 @@ class AuditProjection(ViewProjection):
             params.append(course_id)
         sql += " ORDER BY position"
         out = []
-        for row in self.view.query(sql, params):
+        for row in self.tables_view.query(sql, params):
             entry = dict(zip(COLUMNS, row, strict=True))
             entry["detail"] = plain({key: value for key, value in
                                      orjson.loads(entry["detail"]).items()

@@ -27,7 +27,6 @@ import orjson
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.storage.view_recorders import Row, ViewProjection, Write
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
@@ -35,6 +34,7 @@ from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.values import SpacingRule
 from coursebook.projections.course_view import iso
+from coursebook.projections.view_projection import EventSource, Row, ViewProjection, Write
 
 __all__ = ["CalendarProjection", "calendar_entry", "course_topics"]
 
@@ -175,8 +175,10 @@ class CalendarProjection(ViewProjection):
               "SET day = excluded.day, entry = excluded.entry")
     ERASE = "UPDATE view_calendar SET erased = 1 WHERE patient_key = ?"
 
-    def __init__(self, view: Any, app: Any) -> None:
-        super().__init__(view, app)
+    def __init__(self, view: Any, app: EventSource, *,
+                 decode: Callable[[bytes], dict[str, Any]],
+                 stored_json: Callable[[bytes], bytes] | None) -> None:
+        super().__init__(view, app, decode=decode, stored_json=stored_json)
         self.states: dict[Any, CourseState] = {}
         self._classes: dict[str, type[_Body]] = {}
         self._erased_topic = get_topic(PatientRecord.Erased)
@@ -209,7 +211,7 @@ class CalendarProjection(ViewProjection):
              bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
         if len(self.states) > CACHE_LIMIT:
             self.states = {}
-        zone: ZoneInfo = self.app.zone  # type: ignore[attr-defined]
+        zone: ZoneInfo = self.app.zone
         touched: dict[Any, CourseState] = {}
         erased: list[tuple[str]] = []
         states, opened, erasure = self.states, self._opened_topic, self._erased_topic
@@ -263,4 +265,4 @@ class CalendarProjection(ViewProjection):
             sql += " AND day <= ?"
             params.append(end.isoformat())
         sql += " ORDER BY day, course_id"
-        return [orjson.loads(row[0]) for row in self.view.query(sql, params)]
+        return [orjson.loads(row[0]) for row in self.tables_view.query(sql, params)]

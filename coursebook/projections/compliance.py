@@ -5,10 +5,10 @@ Two layers, so the judgement can be tested with time as data:
 - `judge(courses, practitioners, as_of=, zone=, erased=)` is pure: it reads folded
   `CourseState`s and practitioners and returns the findings as they stood at `as_of`.
 - `build_report(events, as_of=, known_at=, zone=)` is pure too: it selects the events a
-  time-travel question sees (`application.select_events`: valid time `at <= as_of`,
+  time-travel question sees (`domain.selection.select_events`: valid time `at <= as_of`,
   recorded time `timestamp <= known_at`), folds them in recording order, and judges.
-- `compliance_report(app, ...)` is the I/O: it reads the application log in recording
-  order (only the topics the report needs) and hands the events to `build_report`.
+- `Coursebook.compliance_report(...)` is the I/O: it reads the application log in
+  recording order (only `report_topics()`) and hands the events to `build_report`.
 
 The live report ("as of now") and any replay (`--as-of T --known-at T`) run the same code
 over the same stored events, so they can never disagree. Findings carry codes, actors,
@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -28,8 +28,6 @@ import attrs
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.storage.integrity import SealingMapper
-from coursebook.adapters.storage.transcoding import deferring_personal
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState, Reaction
@@ -40,12 +38,9 @@ from coursebook.domain.selection import select_events
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
-if TYPE_CHECKING:
-    from coursebook.service.application import Coursebook
-
 __all__ = [
     "CODES", "LICENSE_HORIZON_DAYS", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
-    "build_report", "compliance_report", "judge", "read_report_events", "report_mapper",
+    "build_report", "judge",
     "report_topics",
 ]
 
@@ -123,6 +118,12 @@ class Report:
         counted = Counter(finding.code for finding in self.findings)
         return sorted(((code, SEVERITY[code], n) for code, n in counted.items()),
                       key=lambda row: (SEVERITIES.index(row[1]), CODES.index(row[0])))
+
+    def html(self) -> str:
+        """The self-contained HTML page of this report (no personal data)."""
+        from coursebook.projections.compliance_html import render_html  # jinja2, on use
+
+        return render_html(self)
 
     def findings_of(self, course_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.course_id == course_id]
@@ -318,40 +319,3 @@ def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
             practitioner = attrs.evolve(practitioner,
                                         license_expires_on=event.license_expires_on)
     return practitioner
-
-
-# -- the I/O -----------------------------------------------------------------------------
-def report_mapper(app: Coursebook) -> Any:
-    """The application's mapper, except that personal data stays sealed until read: the
-    report never shows it, so it neither fetches every patient's key nor decrypts
-    (`SealedPersonal`; anything that does read it gets it opened, or erased)."""
-    mapper = app.mapper
-    if isinstance(mapper, SealingMapper):
-        return mapper.reading_with(deferring_personal(mapper.transcoder))
-    return mapper  # pragma: no cover - the application always seals
-
-
-def read_report_events(app: Coursebook, *, page_size: int = PAGE_SIZE) -> Iterator[Any]:
-    """The events the report needs, from the whole log, in recording order."""
-    topics = report_topics()
-    to_domain_event = report_mapper(app).to_domain_event
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, page_size, topics=topics)
-        for notification in page:
-            yield to_domain_event(notification)
-        if len(page) < page_size:
-            return
-        start = page[-1].id + 1
-
-
-def compliance_report(app: Coursebook, *, as_of: dt.datetime | None = None,
-                      known_at: dt.datetime | None = None) -> Report:
-    """The report as it stood at `as_of` (default: the application clock's now), from
-    the events whose `at` <= as_of and, with `known_at`, recorded at or before it."""
-    moment = app.clock.now() if as_of is None else as_of
-    with collector_paused():
-        return build_report(read_report_events(app), as_of=moment, known_at=known_at,
-                            zone=app.zone)
-
-

@@ -1,29 +1,76 @@
 """The application service: `Coursebook`, the one object a host holds.
 
 It is an eventsourcing `Application` (`wiring.py`) that decides commands one at a time
-(`commanding.py`) or in batches (`batches.py`), offers one method per command
-(`command_methods.py`) and answers questions (`queries.py`). Every accepted write is
-sealed into the tamper-evident chain and reflected in the calendar and audit views before
-the call returns, unless the host runs a worker that follows the log (`views_follow=
-"worker"`): then the views are that worker's job, and sealing still happens here.
+(`commanding.py`) or in batches (`batches.py`, `importing.py`), offers one method per
+command (`command_methods.py`) and answers questions (`queries.py`).
+
+Every accepted write, whatever the entry point, is sealed into the tamper-evident chain
+and reflected in the calendar and audit views before the call returns. A host that runs
+a worker following the log (`coursebook projections run`) opens its writers with
+`views="worker"`: the views are then the worker's job (queries still catch them up
+first), and sealing still happens here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from coursebook.adapters.storage.integrity import catch_up as seal_new_events
+from coursebook.adapters.storage.keys import MasterKey
+from coursebook.clock import Clock
 from coursebook.domain.course import TreatmentCourse
+from coursebook.domain.protocols import Catalogue
+from coursebook.logs import get_logger
+from coursebook.service import read_models
 from coursebook.service.batches import Batching
 from coursebook.service.command_methods import CommandMethods
 from coursebook.service.commanding import Outcome
 from coursebook.service.queries import Queries
 from coursebook.service.wiring import project_aggregate
 
-__all__ = ["Coursebook", "Outcome"]
+__all__ = ["Coursebook", "Outcome", "ViewsFollow"]
+
+log = get_logger("coursebook")
+
+ViewsFollow = Literal["inline", "worker"]
+VIEWS_ENV = "COURSEBOOK_VIEWS"
 
 
 class Coursebook(CommandMethods, Batching, Queries):
     """Treatment courses, their rules, and the questions a clinic and a reviewer ask."""
 
     name = "coursebook"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None,
+                 catalogue: Catalogue | None = None, master_key: MasterKey | None = None,
+                 views: ViewsFollow | None = None) -> None:
+        """`views`: "inline" (the default) keeps the calendar and audit views current
+        after every write; "worker" leaves that to a worker process (also set by
+        `COURSEBOOK_VIEWS=worker` in `env`)."""
+        super().__init__(env, clock=clock, catalogue=catalogue, master_key=master_key)
+        chosen = views or self.env.get(VIEWS_ENV) or "inline"
+        if chosen not in ("inline", "worker"):
+            raise ValueError(f"views must be 'inline' or 'worker', not {chosen!r}")
+        self.views: ViewsFollow = "worker" if chosen == "worker" else "inline"
+
+    def _notify(self, recordings: list[Any]) -> None:
+        super()._notify(recordings)
+        if recordings:
+            self._after_write()
+
+    def _after_write(self) -> None:
+        """Seals what was just recorded and, inline, brings the views up to it. The write
+        itself is already committed: should the store stop answering here, the command
+        stays applied and the next write, query or `verify` completes this."""
+        try:
+            seal_new_events(self.seal_chain)
+            if self.views == "inline":
+                read_models.catch_up(self)
+        except (OperationalError, InterfaceError) as error:
+            log.warning("after_write", outcome="deferred", error=type(error).__name__)
 
 
 Coursebook.snapshotting_projectors = {TreatmentCourse: project_aggregate}

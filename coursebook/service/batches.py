@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ from coursebook.domain.commands import (
 from coursebook.domain.ids import (
     command_uuid,
 )
-from coursebook.errors import Rejected
+from coursebook.errors import Rejected, StoreUnavailable
 from coursebook.logs import get_logger
 from coursebook.service.commanding import (
     Commanding,
@@ -31,6 +31,7 @@ from coursebook.service.commanding import (
     Processing,
     log_result,
 )
+from coursebook.service.importing import ImportReport, batch_size, decode_line, numbered_lines
 
 __all__ = ["Batching"]
 
@@ -94,6 +95,52 @@ class Batching(Commanding):
         for raw, command_id, result, took in results:
             log_result(raw, command_id, result, took)
         return [result for _, _, result, _ in results]
+
+    def import_lines(self, data: bytes | Iterable[str], *, stop_on_error: bool = False,
+                     batch: int | None = None) -> ImportReport:
+        """Applies JSON Lines commands (bytes of a file, or an iterable of text lines) in
+        order, each atomically, `batch` lines per transaction; returns the report.
+
+        A store that stops answering raises `StoreUnavailable` naming the lines of the
+        batch under way; the lines before them are recorded, and running the same
+        import again counts those as duplicates."""
+        size = batch or batch_size()
+        report = ImportReport()
+        pending: list[tuple[int, Any]] = []
+
+        def settle() -> bool:
+            """Applies the pending lines; False once a refusal must stop the import."""
+            if not pending:
+                return True
+            try:
+                results = self.execute_batch([raw for _, raw in pending],
+                                             stop_on_error=stop_on_error)
+            except StoreUnavailable as error:
+                raise StoreUnavailable(
+                    f"lines {pending[0][0]}-{pending[-1][0]}: {error} (applied before "
+                    f"them: {report.applied}; run the import again: lines already applied "
+                    "count as duplicates)") from None
+            clean = True
+            for (number, raw), result in zip(pending, results, strict=False):
+                clean = report.count(number, raw, result) and clean
+            pending.clear()
+            return clean or not stop_on_error
+
+        for number, line in numbered_lines(data):
+            try:
+                raw = decode_line(line)
+            except Rejected as error:
+                if not settle():
+                    return report
+                report.count(number, None, error)
+                if stop_on_error:
+                    return report
+                continue
+            pending.append((number, raw))
+            if len(pending) >= size and not settle():
+                return report
+        settle()
+        return report
 
     def _one_by_one(self, raws: list[Any], stop_on_error: bool) -> list[Outcome | Rejected]:
         results: list[Outcome | Rejected] = []

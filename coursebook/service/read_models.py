@@ -22,18 +22,19 @@ from eventsourcing.popo import POPOApplicationRecorder
 
 from coursebook.adapters.storage.view_recorders import (
     PAGE_SIZE,
-    Progress,
     SQLiteViewRecorder,
-    ViewProjection,
     ViewRecorder,
     ViewRunner,
     ViewStatus,
+    raw_decoder,
+    raw_json,
     rebuild_together,
 )
 from coursebook.errors import Code, Rejected
 from coursebook.projections.audit import AuditProjection
 from coursebook.projections.calendar import CalendarProjection
-from coursebook.service.application import Coursebook
+from coursebook.projections.view_projection import Progress, ViewProjection
+from coursebook.service.wiring import Wiring
 
 __all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "rebuild", "runners", "status"]
 
@@ -46,7 +47,7 @@ PROJECTIONS: dict[str, type[ViewProjection]] = {
 _ATTRIBUTE = "_coursebook_views"
 
 
-def _recorder(app: Coursebook, cls: type[ViewProjection]) -> ViewRecorder:
+def _recorder(app: Wiring, cls: type[ViewProjection]) -> ViewRecorder:
     datastore: Any = getattr(app.recorder, "datastore", None)
     if datastore is not None and type(datastore).__name__ == "PostgresDatastore":
         from coursebook.adapters.storage.postgres_view_recorders import PostgresViewRecorder
@@ -66,7 +67,7 @@ def _page_size() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else PAGE_SIZE
 
 
-def runners(app: Coursebook) -> dict[str, ViewRunner]:
+def runners(app: Wiring) -> dict[str, ViewRunner]:
     """The application's views, created (tables included) on first use."""
     made: dict[str, ViewRunner] | None = getattr(app, _ATTRIBUTE, None)
     if made is None:
@@ -74,13 +75,14 @@ def runners(app: Coursebook) -> dict[str, ViewRunner]:
         for name, cls in PROJECTIONS.items():
             view = _recorder(app, cls)
             view.create_table()
-            made[name] = ViewRunner(app, cls(view, app), page_size=_page_size())
+            projection = cls(view, app, decode=raw_decoder(app), stored_json=raw_json(app))
+            made[name] = ViewRunner(app, projection, page_size=_page_size())
             app.on_close(view.close)
         setattr(app, _ATTRIBUTE, made)
     return made
 
 
-def _selected(app: Coursebook, name: str | None) -> list[ViewRunner]:
+def _selected(app: Wiring, name: str | None) -> list[ViewRunner]:
     every = runners(app)
     if name is None:
         return list(every.values())
@@ -90,23 +92,23 @@ def _selected(app: Coursebook, name: str | None) -> list[ViewRunner]:
     return [every[name]]
 
 
-def catch_up(app: Coursebook, name: str | None = None) -> int:
+def catch_up(app: Wiring, name: str | None = None) -> int:
     """Applies to the views (or one) every event they have not seen; returns how many."""
     return sum(runner.catch_up() for runner in _selected(app, name))
 
 
-def rebuild(app: Coursebook, name: str | None = None, progress: Progress | None = None) -> int:
+def rebuild(app: Wiring, name: str | None = None, progress: Progress | None = None) -> int:
     """Rebuilds the views (or the one named) from zero; returns the number of events
     processed (summed over the views rebuilt). `progress(position, head)` is called
     after each committed page. Several views are rebuilt in one pass over the log."""
     return rebuild_together(_selected(app, name), progress=progress)
 
 
-def status(app: Coursebook) -> list[ViewStatus]:
+def status(app: Wiring) -> list[ViewStatus]:
     return [runner.status() for runner in runners(app).values()]
 
 
-def calendar(app: Coursebook, start: dt.date | None = None,
+def calendar(app: Wiring, start: dt.date | None = None,
              end: dt.date | None = None) -> list[dict[str, Any]]:
     """CONTRACT section 5 `calendar`: the next session of every course to book."""
     runner = runners(app)["calendar"]
@@ -114,7 +116,7 @@ def calendar(app: Coursebook, start: dt.date | None = None,
     return cast(CalendarProjection, runner.projection).entries(start, end)
 
 
-def audit(app: Coursebook, course_id: str | None = None) -> list[dict[str, Any]]:
+def audit(app: Wiring, course_id: str | None = None) -> list[dict[str, Any]]:
     """CONTRACT section 5 `audit`: every recorded fact, in recording order."""
     runner = runners(app)["audit"]
     runner.catch_up()

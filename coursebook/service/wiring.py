@@ -21,7 +21,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.storage.integrity import SealingMapper, SealTable, seal_table_for
+from coursebook.adapters.storage.integrity import SealChain, SealingMapper, seal_table_for
 from coursebook.adapters.storage.keys import (
     MASTER_KEY_ENV,
     Keyring,
@@ -81,7 +81,9 @@ class Wiring(Application[UUID]):
         super().__init__({**self.CACHE, **(env or {})})
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
         self.keyring.attach(key_table_for(self.recorder, create=create))
-        self.seal_table: SealTable = seal_table_for(self.recorder, create=create)
+        self.seal_chain = SealChain(self.recorder, self.mapper,
+                                    seal_table_for(self.recorder, create=create),
+                                    self.integrity_key)
         cache = self.repository.cache
         self._freshness = None if cache is None else CacheFreshness(
             self.recorder, cache, erasure_topic=get_topic(PatientRecord.Erased),

@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.errors import Code
 from tests.builders import Clinic, command, day, product, rejected, screening
 
@@ -101,7 +100,7 @@ def test_a_bad_line_is_invalid_and_changes_nothing(clinic: Clinic, case: str) ->
     clinic.ready()
     data, command_id = BAD_LINES[case]
     before = clinic.notifications()
-    report = apply_lines(clinic.app, data + b"\n")
+    report = clinic.app.import_lines(data + b"\n").as_dict()
     assert report["applied"] == 0
     assert report["duplicates"] == 0
     [entry] = report["rejected"]
@@ -114,7 +113,7 @@ def test_a_bad_line_is_invalid_and_changes_nothing(clinic: Clinic, case: str) ->
 
 def test_an_unknown_command_is_unknown_command_and_changes_nothing(clinic: Clinic) -> None:
     before = clinic.notifications()
-    report = apply_lines(clinic.app, line(command("erase_everything", at=day(0))))
+    report = clinic.app.import_lines(line(command("erase_everything", at=day(0)))).as_dict()
     assert [r["code"] for r in report["rejected"]] == ["UNKNOWN_COMMAND"]
     assert clinic.notifications() == before
 
@@ -132,7 +131,7 @@ def test_good_lines_around_bad_ones_are_applied_and_numbered_as_in_the_file(
         line(consult()),
         line(give(dose_ml=0)),
     ])
-    report = apply_lines(clinic.app, data)
+    report = clinic.app.import_lines(data).as_dict()
     assert report["applied"] == 2
     assert report["duplicates"] == 1
     assert [(r["line"], r["code"]) for r in report["rejected"]] == [
@@ -142,14 +141,14 @@ def test_good_lines_around_bad_ones_are_applied_and_numbered_as_in_the_file(
 def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(clinic: Clinic) -> None:
     lines = [line(command("open_course", at=day(0, 8), actor="admin", course_id="C1",
                           patient_ref="P1", indication="cellulite")), line(consult())]
-    report = apply_lines(clinic.app, b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
+    report = clinic.app.import_lines(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n").as_dict()
     assert report == {"applied": 2, "duplicates": 0, "rejected": []}
     assert clinic.course()["status"] == "active"
 
 
 def test_a_byte_order_mark_inside_the_file_is_not_accepted(clinic: Clinic) -> None:
     clinic.ready()
-    report = apply_lines(clinic.app, b"\n\xef\xbb\xbf" + line(give()))
+    report = clinic.app.import_lines(b"\n\xef\xbb\xbf" + line(give())).as_dict()
     assert [(r["line"], r["code"]) for r in report["rejected"]] == [(2, "INVALID")]
 
 
@@ -167,15 +166,16 @@ def test_a_session_planned_at_the_end_of_the_calendar_is_invalid_not_a_crash(
         clinic: Clinic) -> None:
     clinic.ready()
     clinic.give(at=day(1))
-    report = apply_lines(clinic.app, line(command(
-        "schedule_session", at=day(2), course_id="C1", planned_at="9999-12-31T23:00:00Z")))
+    data = line(command("schedule_session", at=day(2), course_id="C1",
+                        planned_at="9999-12-31T23:00:00Z"))
+    report = clinic.app.import_lines(data).as_dict()
     assert [r["code"] for r in report["rejected"]] == ["INVALID"]
 
 
 def test_stop_on_error_stops_at_the_first_rejected_line(clinic: Clinic) -> None:
     clinic.ready()
     data = b"\n".join([b"nope", line(give())])
-    report = apply_lines(clinic.app, data, stop_on_error=True)
+    report = clinic.app.import_lines(data, stop_on_error=True).as_dict()
     assert report["applied"] == 0
     assert len(report["rejected"]) == 1
     assert clinic.course()["sessions_given"] == 0
@@ -184,6 +184,6 @@ def test_stop_on_error_stops_at_the_first_rejected_line(clinic: Clinic) -> None:
 def test_a_rule_broken_deep_in_a_file_changes_nothing_of_its_own(clinic: Clinic) -> None:
     clinic.ready()
     before = clinic.notifications()
-    report = apply_lines(clinic.app, line(give(actor="aes-cy")))
+    report = clinic.app.import_lines(line(give(actor="aes-cy"))).as_dict()
     assert [r["code"] for r in report["rejected"]] == ["NOT_AUTHORIZED"]
     assert clinic.notifications() == before

@@ -22,7 +22,7 @@ from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.domain.course_state import CourseState
 from coursebook.errors import Rejected
-from coursebook.projections.compliance import build_report, compliance_report, report_topics
+from coursebook.projections.compliance import build_report, report_topics
 from coursebook.service.application import Coursebook
 from tests.stores import PERSISTENT_KINDS, params, release, target
 
@@ -102,7 +102,7 @@ class Clinic:
         return self.clock.now()
 
     def report(self, **moments: dt.datetime | None) -> dict[str, Any]:
-        return compliance_report(self.app, **moments).document()
+        return self.app.compliance_report(**moments).document()
 
     def found(self, **moments: dt.datetime | None) -> list[tuple[str, str | None, int | None]]:
         return [(f["code"], f["course_id"], f["session_no"])
@@ -327,7 +327,7 @@ def test_the_live_report_at_any_moment_equals_the_replay_as_of_and_known_at_that
 def assert_sealed_read_folds_as_the_full_read(app: Coursebook) -> None:
     """The report reads personal data sealed (`SealedPersonal`); the courses it folds
     equal those folded from the application's own fully decoded events."""
-    report = compliance_report(app)
+    report = app.compliance_report()
     notifications = app.recorder.select_notifications(1, 100_000, topics=report_topics())
     full = build_report([app.mapper.to_domain_event(n) for n in notifications],
                         as_of=report.as_of, known_at=None, zone=app.zone)

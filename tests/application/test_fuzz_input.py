@@ -12,7 +12,6 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.clock import FixedClock
 from coursebook.domain.commands import COMMANDS, COMMON, PATIENT, PRODUCT, SCREENING
 from coursebook.errors import Code, Rejected
@@ -79,7 +78,7 @@ def test_any_bytes_are_reported_line_by_line(lines: list[bytes]) -> None:
         clinic = fresh_clinic(tmp)
         data = b"\n".join(line.replace(b"\n", b" ") for line in lines)
         FUZZED["lines"] += len(lines)
-        report = apply_lines(clinic.app, data)
+        report = clinic.app.import_lines(data).as_dict()
         # A leading byte-order mark is not content: a file holding only one has no lines.
         content = data.removeprefix(b"\xef\xbb\xbf")
         assert report["applied"] + report["duplicates"] + len(report["rejected"]) == sum(
@@ -128,7 +127,7 @@ def test_a_refused_line_leaves_the_store_unchanged(lines: list[bytes]) -> None:
         for line in lines:
             FUZZED["lines"] += 1
             before = clinic.notifications()
-            report = apply_lines(clinic.app, line)
+            report = clinic.app.import_lines(line).as_dict()
             after = clinic.notifications()
             if report["rejected"]:
                 FUZZED["refused"] += 1

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.domain.ids import course_uuid
 from coursebook.errors import Code, Rejected
 from coursebook.service.application import Coursebook
@@ -108,7 +107,7 @@ def test_invalid_utf8_and_broken_lines_are_refused_and_the_file_goes_on(
              b'{"command": "open_course", "command_id": "\\ud800"}',
              b"[1, 2]", b"\x00\x01\x02", b"{" * 5000, json.dumps(good).encode()]
     before = count(app)
-    report = apply_lines(app, b"\n".join(lines))
+    report = app.import_lines(b"\n".join(lines)).as_dict()
     assert report["applied"] == 1
     assert [(r["line"], r["code"]) for r in report["rejected"]] == [
         (n, "INVALID") for n in range(1, 7)]

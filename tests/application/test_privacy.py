@@ -114,14 +114,14 @@ def test_erasure_shreds_the_key_and_leaves_no_trace_in_any_file(
     assert course.state.screening.erased
     # The other patient is untouched, and the history still verifies.
     assert clinic.course("K1")["patient"] == KEEP_PATIENT
-    assert verify_store(sqlite_app)["ok"]
+    assert verify_store(sqlite_app.seal_chain)["ok"]
     sqlite_app.close()
     assert leaks(target, [wrapped, *encodings(SECRETS)]) == []
 
     again = open_store(str(target))
     try:
         assert again.get_course("C1")["patient"] == ERASED
-        assert verify_store(again)["ok"]
+        assert verify_store(again.seal_chain)["ok"]
     finally:
         again.close()
 
@@ -275,7 +275,7 @@ def test_erasure_on_postgresql_leaves_no_trace_in_the_table_files(
         assert wrapped not in pg_table_bytes(pg_target)
         assert clinic.course("C1")["patient"] == ERASED
         assert clinic.course("K1")["patient"] == KEEP_PATIENT
-        assert verify_store(app)["ok"]
+        assert verify_store(app.seal_chain)["ok"]
     finally:
         app.close()
 

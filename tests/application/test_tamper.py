@@ -58,7 +58,7 @@ def flip(data: bytes, at: int) -> bytes:
 def detected(app: Coursebook, **kwargs: Any) -> dict[str, Any]:
     """Runs verify on a tampered store: it must not be ok, and names a first problem."""
     TAMPER_CASES["tried"] += 1
-    result = verify_store(app, **kwargs)
+    result = verify_store(app.seal_chain, **kwargs)
     assert not result["ok"], "tampering went undetected"
     assert result["problems"]
     TAMPER_CASES["found"] += 1
@@ -70,7 +70,7 @@ def rowids(target: Path) -> list[int]:
 
 
 def test_an_untouched_store_verifies(app: Coursebook) -> None:
-    result = verify_store(app)
+    result = verify_store(app.seal_chain)
     assert result["ok"]
     assert result["problems"] == []
     assert result["events"] == len(Clinic(app, staff=False).notifications())
@@ -79,7 +79,7 @@ def test_an_untouched_store_verifies(app: Coursebook) -> None:
 @pytest.mark.parametrize("where", ["first", "payload", "last", "tag"])
 def test_any_changed_byte_of_any_event_is_found_and_named(app: Coursebook, target: Path,
                                                           where: str) -> None:
-    catch_up(app)
+    catch_up(app.seal_chain)
     for rowid in rowids(target):
         (state,) = sql(target, "SELECT state FROM stored_events WHERE rowid=?", (rowid,))[0]
         at = {"first": 0, "payload": len(state) // 3, "last": len(state) - TAG_LEN - 1,
@@ -88,12 +88,12 @@ def test_any_changed_byte_of_any_event_is_found_and_named(app: Coursebook, targe
         first = detected(app)
         assert first["position"] == rowid
         sql(target, "UPDATE stored_events SET state=? WHERE rowid=?", (state, rowid))
-    assert verify_store(app)["ok"]
+    assert verify_store(app.seal_chain)["ok"]
 
 
 def test_a_changed_event_is_found_before_the_chain_reaches_it(app: Coursebook,
                                                               target: Path) -> None:
-    catch_up(app)
+    catch_up(app.seal_chain)
     Clinic(app, staff=False).give("C2")  # recorded, not sealed yet
     newest, state = next((rowid, state) for rowid, state in reversed(sql(
         target, "SELECT rowid, state FROM stored_events ORDER BY rowid")) if b"dose_ml" in state)
@@ -104,7 +104,7 @@ def test_a_changed_event_is_found_before_the_chain_reaches_it(app: Coursebook,
 
 
 def test_every_deleted_event_is_found_and_named(app: Coursebook, target: Path) -> None:
-    catch_up(app)
+    catch_up(app.seal_chain)
     for rowid in rowids(target):
         row = sql(target, "SELECT originator_id, originator_version, topic, state "
                           "FROM stored_events WHERE rowid=?", (rowid,))[0]
@@ -114,24 +114,24 @@ def test_every_deleted_event_is_found_and_named(app: Coursebook, target: Path) -
         assert "deleted" in first["problem"]
         sql(target, "INSERT INTO stored_events (rowid, originator_id, originator_version, "
                     "topic, state) VALUES (?, ?, ?, ?, ?)", (rowid, *row))
-    assert verify_store(app)["ok"]
+    assert verify_store(app.seal_chain)["ok"]
 
 
 def test_removing_the_newest_events_with_their_seals_is_caught_by_a_seal_file(
         app: Coursebook, target: Path) -> None:
-    head = verify_store(app)["head"]
+    head = verify_store(app.seal_chain)["head"]
     newest = rowids(target)[-2:]
     sql(target, f"DELETE FROM stored_events WHERE rowid IN ({newest[0]}, {newest[1]})")
     sql(target, f"DELETE FROM seal_chain WHERE position IN ({newest[0]}, {newest[1]})")
     sql(target, "UPDATE tracking SET notification_id=? WHERE application_name='seal_chain'",
         (newest[0] - 1,))
-    assert verify_store(app)["ok"]  # without a head kept elsewhere, nothing can tell
+    assert verify_store(app.seal_chain)["ok"]  # without a head kept elsewhere, nothing can tell
     first = detected(app, against=head)
     assert first["position"] == newest[1]
 
 
 def test_swapped_and_reordered_events_are_found(app: Coursebook, target: Path) -> None:
-    catch_up(app)
+    catch_up(app.seal_chain)
     ids = rowids(target)
     a, b = ids[len(ids) // 2 - 1], ids[len(ids) // 2]
     (sa,), (sb,) = (sql(target, "SELECT state FROM stored_events WHERE rowid=?", (r,))[0]
@@ -152,7 +152,7 @@ def test_swapped_and_reordered_events_are_found(app: Coursebook, target: Path) -
 def test_a_consistent_rewrite_with_recomputed_plain_hashes_is_found(
         app: Coursebook, target: Path) -> None:
     """The forger knows the format and recomputes every digest, but not the HMAC key."""
-    catch_up(app)
+    catch_up(app.seal_chain)
     previous = bytes(32)
     courses: dict[str, bytes] = {}
     for rowid, oid, version, topic, state in sql(
@@ -170,7 +170,7 @@ def test_a_consistent_rewrite_with_recomputed_plain_hashes_is_found(
 
 
 def test_a_forged_event_or_a_changed_seal_is_found(app: Coursebook, target: Path) -> None:
-    catch_up(app)
+    catch_up(app.seal_chain)
     oid, version, topic, state = sql(
         target, "SELECT originator_id, originator_version, topic, state FROM stored_events "
                 "ORDER BY originator_version DESC LIMIT 1")[0]
@@ -181,7 +181,7 @@ def test_a_forged_event_or_a_changed_seal_is_found(app: Coursebook, target: Path
     sql(target, "DELETE FROM seal_chain WHERE position>?", (rowids(target)[-1],))
     sql(target, "UPDATE tracking SET notification_id=? WHERE application_name='seal_chain'",
         (rowids(target)[-1],))
-    assert verify_store(app)["ok"]
+    assert verify_store(app.seal_chain)["ok"]
     middle = rowids(target)[3]
     (mac,) = sql(target, "SELECT log_mac FROM seal_chain WHERE position=?", (middle,))[0]
     sql(target, "UPDATE seal_chain SET log_mac=? WHERE position=?", (flip(mac, 0), middle))
@@ -189,10 +189,10 @@ def test_a_forged_event_or_a_changed_seal_is_found(app: Coursebook, target: Path
 
 
 def test_erasure_never_breaks_verification(app: Coursebook) -> None:
-    head = verify_store(app)["head"]
+    head = verify_store(app.seal_chain)["head"]
     Clinic(app, staff=False).run("erase_patient", at=day(9), actor="dpo", patient_ref="P1",
                     reason="GDPR Art. 17 request")
-    result = verify_store(app, against=head)
+    result = verify_store(app.seal_chain, against=head)
     assert result["ok"], result["problems"]
 
 
@@ -217,7 +217,7 @@ def test_tampering_on_postgresql_is_found(pg_target: str, clock: FixedClock,
         clinic.give("C1")
         clinic.run("erase_patient", at=day(9), actor="dpo", patient_ref="P1",
                    reason="GDPR Art. 17 request")
-        assert verify_store(app)["ok"]
+        assert verify_store(app.seal_chain)["ok"]
         with psycopg.connect(pg_target, autocommit=True) as conn:
             ids = [r[0] for r in conn.execute(
                 "SELECT notification_id FROM coursebook_events ORDER BY notification_id")]
@@ -229,7 +229,7 @@ def test_tampering_on_postgresql_is_found(pg_target: str, clock: FixedClock,
             assert detected(app)["position"] == middle
             conn.execute("UPDATE coursebook_events SET state=%s WHERE notification_id=%s",
                          (state, middle))
-            assert verify_store(app)["ok"]
+            assert verify_store(app.seal_chain)["ok"]
             conn.execute("DELETE FROM coursebook_events WHERE notification_id=%s", (middle,))
             assert detected(app)["position"] == middle
             assert conn.execute("SELECT count(*) FROM coursebook_keys "
@@ -245,7 +245,7 @@ def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Pat
     other = open_store(str(target), clock=clock)
     try:
         counts: list[int] = []
-        threads = [threading.Thread(target=lambda a=a: counts.append(catch_up(a)))
+        threads = [threading.Thread(target=lambda a=a: counts.append(catch_up(a.seal_chain)))
                    for a in (app, other, app, other)]
         for thread in threads:
             thread.start()
@@ -254,7 +254,7 @@ def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Pat
         total = len(Clinic(app, staff=False).notifications())
         assert sum(counts) == total
         assert sql(target, "SELECT count(*) FROM seal_chain") == [(total,)]
-        assert verify_store(other)["ok"]
+        assert verify_store(other.seal_chain)["ok"]
     finally:
         other.close()
 

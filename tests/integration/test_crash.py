@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from coursebook.adapters.entrypoints.cli.importing import apply_lines
 from coursebook.adapters.storage.keys import MASTER_KEY_ENV, new_master_key_text
 from coursebook.adapters.storage.persistence import is_postgres
 from coursebook.bootstrap import open_store
@@ -65,7 +64,7 @@ def reference(data: bytes) -> tuple[Ledger, dict[str, Any]]:
     """The clean run: the same file into a store in memory, never interrupted."""
     app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"})
     app.initialise("Europe/Paris")
-    report = apply_lines(app, data)
+    report = app.import_lines(data).as_dict()
     ledger = read_ledger(app)
     app.close()
     return ledger, report

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from coursebook import Coursebook
 from coursebook.adapters.entrypoints.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
@@ -48,14 +49,10 @@ from coursebook.adapters.entrypoints.sample_clinic import (
     ClinicScript,
     Step,
 )
-from coursebook.adapters.storage.persistence import is_postgres, safe_target
-from coursebook.bootstrap import open_store
+from coursebook.bootstrap import is_postgres, open_store, safe_target
 from coursebook.clock import Clock, FixedClock, SystemClock
 from coursebook.errors import Rejected, StoreUnavailable
 from coursebook.logs import configure_logging
-from coursebook.projections.course_view import iso
-from coursebook.service import read_models
-from coursebook.service.application import Coursebook
 
 __all__ = ["DEMO_TARGET", "SECTIONS", "DemoRun", "Section", "build_demo", "run_demo"]
 
@@ -381,7 +378,7 @@ def _calendar_section(run: DemoRun) -> dict[str, Any]:
     """The calendar of the coming weeks, from the calendar view (caught up first)."""
     start = run.script.today
     end = start + dt.timedelta(weeks=CALENDAR_WEEKS)
-    entries = read_models.calendar(run.app, start, end)
+    entries = run.app.calendar(start, end)
     return {"from": start.isoformat(), "to": end.isoformat(), "sessions": len(entries),
             "planned": sum(e["planned_at"] is not None for e in entries),
             "blocked": sum(bool(e["blocked_by"]) for e in entries), "entries": entries}
@@ -424,12 +421,10 @@ def demo_html_path(run: DemoRun) -> Path:
 
 def _compliance_section(run: DemoRun) -> dict[str, Any]:
     """The compliance summary as of now, and the reviewer's HTML page written to a file."""
-    from coursebook.projections.compliance import compliance_report
-    from coursebook.projections.compliance_html import render_html
 
-    report = compliance_report(run.app, as_of=run.now)
+    report = run.app.compliance_report(run.now)
     path = demo_html_path(run)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(report.html(), encoding="utf-8")
     document = report.document()
     return {"as_of": document["as_of"], "courses": document["courses"],
             "findings": len(document["findings"]),
@@ -463,3 +458,8 @@ SECTIONS: list[Section] = [
     Section("compliance", _compliance_section, _render_compliance, _compliance_hints),
 ]
 """The demo's output, in order. Append a `Section` to show more (calendar, compliance)."""
+
+
+def iso(instant: dt.datetime) -> str:
+    """A timestamp as the outputs show it: UTC with a `Z`."""
+    return instant.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

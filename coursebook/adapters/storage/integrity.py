@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-__all__ = ["SEAL_TABLE", "Link", "SealHead", "SealingMapper", "catch_up", "event_tag",
+__all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "SealingMapper", "catch_up", "event_tag",
            "seal_table_for", "verify_store"]
 
 SEAL_TABLE = "seal_chain"
@@ -283,9 +283,20 @@ def seal_table_for(recorder: Any, *, create: bool) -> SealTable:
     return MemorySealTable()
 
 
-def _notifications(app: Any, after: int) -> Iterator[Any]:
+@attrs.frozen
+class SealChain:
+    """What the seal chain reads and writes: the store's events (recorder, mapper), the
+    chain's own table, and the integrity key (derived from the master key)."""
+
+    recorder: Any
+    mapper: Any
+    table: SealTable
+    key: bytes
+
+
+def _notifications(chain: SealChain, after: int) -> Iterator[Any]:
     while True:
-        page = app.recorder.select_notifications(start=after, limit=_PAGE,
+        page = chain.recorder.select_notifications(start=after, limit=_PAGE,
                                                  inclusive_of_start=False)
         if not page:
             return
@@ -293,12 +304,12 @@ def _notifications(app: Any, after: int) -> Iterator[Any]:
         after = page[-1].id
 
 
-def catch_up(app: Any) -> int:
+def catch_up(chain: SealChain) -> int:
     """Seals every event recorded since the chain's tracked position; returns how many.
 
     Safe to run from several processes: a catch-up that loses the race stops quietly."""
-    table: SealTable = app.seal_table
-    key: bytes = app.integrity_key
+    table: SealTable = chain.table
+    key: bytes = chain.key
     tracked = table.tracked()
     head = table.link(tracked) if tracked else None
     previous = head.log_mac if head is not None else GENESIS
@@ -306,7 +317,7 @@ def catch_up(app: Any) -> int:
     sealed = 0
     batch: list[Link] = []
     try:
-        for n in _notifications(app, tracked):
+        for n in _notifications(chain, tracked):
             oid = _hex(n.originator_id)
             tag = bytes(n.state[-TAG_LEN:])
             before = courses.get(oid)
@@ -329,11 +340,11 @@ def catch_up(app: Any) -> int:
     return sealed
 
 
-def _subject(app: Any, originator_id: str) -> str | None:
+def _subject(chain: SealChain, originator_id: str) -> str | None:
     """A readable name for an aggregate, from its first event (None if unreadable)."""
     try:
-        first = app.recorder.select_events(UUID(originator_id), lte=1)
-        event = app.mapper.to_domain_event(first[0])
+        first = chain.recorder.select_events(UUID(originator_id), lte=1)
+        event = chain.mapper.to_domain_event(first[0])
     except Exception:  # deleted or tampered beyond decoding: the id still names it
         return None
     for attribute, label in (("course_id", "course"), ("practitioner_id", "practitioner"),
@@ -344,14 +355,14 @@ def _subject(app: Any, originator_id: str) -> str | None:
     return str(type(event).__qualname__.split(".")[0])
 
 
-def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]:
+def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[str, Any]:
     """Checks every stored event against its tag and the seal chain (catching up first).
 
     Returns `{"ok", "events", "problems", "head"}`; problems are ordered by position, so
     the first one names the first bad place."""
-    catch_up(app)
-    table: SealTable = app.seal_table
-    key: bytes = app.integrity_key
+    catch_up(chain)
+    table: SealTable = chain.table
+    key: bytes = chain.key
     tracked = table.tracked()
     pending = iter(table.links())
     next_link = next(pending, None)
@@ -372,7 +383,7 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
         course_prev[link.originator_id] = link.course_mac
         head_mac = link.log_mac
 
-    for n in _notifications(app, 0):
+    for n in _notifications(chain, 0):
         events += 1
         oid, version = _hex(n.originator_id), n.originator_version
         while next_link is not None and next_link.position < n.id:
@@ -424,7 +435,7 @@ def verify_store(app: Any, *, against: SealHead | None = None) -> dict[str, Any]
         if p["subject"] is not None:
             oid = p["subject"]
             if oid not in names:
-                names[oid] = _subject(app, oid)
+                names[oid] = _subject(chain, oid)
             p["subject"] = names[oid] or oid
     return {"ok": not problems, "events": events, "problems": problems,
             "head": SealHead(tracked, head_mac.hex(), events)}

@@ -40,14 +40,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.projection import Projection
 
 from coursebook.projections.collector import collector_paused
+from coursebook.projections.view_projection import Progress, Row, ViewProjection, Write
 
 if TYPE_CHECKING:
     from eventsourcing.application import Application
@@ -69,15 +69,8 @@ a log where courses interleave, most of its time), for about 30 MB of memory a p
 TRACKING_TABLE = "projection_tracking"
 """One row per view: the id of the last notification the view reflects."""
 
-Row = tuple[int, Any, int, str, bytes]
-"""A stored event as a view reads it: (notification id, originator id as stored, originator
-version, topic, state). Plain tuples straight from the events table, no objects."""
 
-Write = tuple[str, Sequence[Sequence[Any]]]
-"""One statement (with `?` placeholders) and the rows to `executemany` it with."""
 
-Progress = Callable[[int, int], None]
-"""Called after each committed page with (position, head of the log)."""
 
 
 class ViewRecorder(TrackingRecorder, ABC):
@@ -250,45 +243,6 @@ class SQLiteViewRecorder(ViewRecorder):
             self._conn.close()
 
 
-class ViewProjection(Projection[ViewRecorder], ABC):
-    """Turns pages of notifications into writes to its view.
-
-    `name` names the view (`coursebook projections rebuild NAME`); `topics` are the event
-    topics it reads; `tables` and `ddl` its tables. `page(app, notifications)` must be a
-    pure function of the events it is given and of what earlier pages committed; it may
-    keep caches, which `forget()` drops whenever the runner's view of the position is
-    no longer the one its caches were built on (another worker moved it, or a rebuild).
-    """
-
-    tables: tuple[str, ...] = ()
-    ddl: tuple[str, ...] = ()
-    deferred: tuple[str, ...] = ()
-    """Secondary indexes (named in `ddl`) a rebuild drops and creates again at the end."""
-
-    def __init__(self, view: ViewRecorder, app: Application[Any]) -> None:
-        super().__init__(view)
-        self.app = app
-        self.decode = raw_decoder(app)
-        self.runner: ViewRunner | None = None
-
-    @abstractmethod
-    def page(self, rows: Sequence[Row],
-             bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
-        """The writes that apply these stored events (in log order) to the view.
-        `bodies`, when given, holds each row's state already decoded by `decode` (shared
-        with other views: read, never changed)."""
-
-    def forget(self) -> None:
-        """Drops in-memory caches built from earlier pages."""
-
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """The library's per-event entry point (e.g. from a `ProjectionRunner`): catch the
-        view up to that event, in pages, with compare-and-set."""
-        if self.runner is None:
-            self.runner = ViewRunner(self.app, self)
-        self.runner.catch_up(until=tracking.notification_id)
-
-
 def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
     """Stored event state to a plain dict, without building domain objects: orjson on the
     bytes (after the mapper's tag, cipher and compressor, when the store uses them). Values of
@@ -344,7 +298,7 @@ class ViewRunner:
         self.app = app
         self.projection = projection
         projection.runner = self
-        self.view = projection.view
+        self.view: ViewRecorder = cast("ViewRecorder", projection.view)
         self.page_size = page_size
         self._built_on: int | None = None  # the position the projection's caches reflect
         self._topic_set = frozenset(projection.topics)

@@ -22,10 +22,9 @@ def register(cli: click.Group) -> None:
 def audit(ctx: Context, course_id: str | None, csv_file: str | None) -> None:
     """Who did what, when (valid and recorded time) and why, for every recorded event."""
     from coursebook.adapters.entrypoints.exports import audit_csv
-    from coursebook.service import read_models
 
     with ctx.store() as app:
-        entries = read_models.audit(app, course_id)
+        entries = app.audit(course_id)
     if csv_file is not None:
         write_export("--csv", csv_file, audit_csv(entries), f"{len(entries)} audit rows")
 

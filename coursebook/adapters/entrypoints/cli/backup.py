@@ -74,7 +74,7 @@ def backup_sqlite(store: str, destination: Path) -> dict[str, Any]:
 @click.pass_obj
 def backup(ctx: Context, file: str) -> None:
     """Copy the SQLite store to FILE while it is in use (and its key file to FILE.key)."""
-    from coursebook.adapters.storage.persistence import is_postgres, safe_target
+    from coursebook.bootstrap import is_postgres, safe_target
 
     if is_postgres(ctx.target):
         raise user_error(

@@ -44,11 +44,10 @@ def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) 
     date; courses whose patient was erased are left out.
     """
     from coursebook.adapters.entrypoints.exports import calendar_ics
-    from coursebook.service import read_models
 
     first, last = _date(start, "--from"), _date(end, "--to")
     with ctx.store() as app:
-        entries = read_models.calendar(app, first, last)
+        entries = app.calendar(first, last)
         zone = app.zone
         now = app.clock.now()
     if ics is not None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of 
     from rich.console import Console
     from rich.table import Table
 
-    from coursebook.service.application import Coursebook
+    from coursebook import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
            "emit", "run", "timestamp_option_value", "user_error", "write_export"]
@@ -65,7 +65,7 @@ class Context:
         stream = None
         if log_file is not None:
             stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
-        from coursebook.adapters.storage.persistence import resolve_target
+        from coursebook.bootstrap import resolve_target
         from coursebook.logs import configure_logging
 
         configure_logging(stream=stream)
@@ -126,7 +126,7 @@ def not_found(ctx: Context, error: Rejected) -> None:
 def timestamp_option_value(value: str | None, option: str) -> dt.datetime | None:
     if value is None:
         return None
-    from coursebook.domain.commands import parse_timestamp
+    from coursebook import parse_timestamp
 
     try:
         return parse_timestamp(value, option)
@@ -172,7 +172,7 @@ def run(command: click.Command) -> int:
                        "command_id applies at most once", err=True)
             return EXIT_STORE
         if isinstance(error, MapperDeserialisationError):  # tampered beyond decoding
-            from coursebook.adapters.storage.persistence import DAMAGED
+            from coursebook.bootstrap import DAMAGED
 
             click.echo(f"coursebook: {DAMAGED}", err=True)
             return EXIT_STORE

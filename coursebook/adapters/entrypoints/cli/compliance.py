@@ -48,17 +48,13 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
                html: str | None) -> None:
     """The compliance findings: spacing, overrides, cautions, reactions, overdue courses,
     expiring licences."""
-    from coursebook.projections.compliance import compliance_report
-
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
     with ctx.store() as app:
-        report = compliance_report(app, as_of=as_of_ts, known_at=known_at_ts)
+        report = app.compliance_report(as_of_ts, known_at_ts)
     document = report.document()
     if html is not None:
-        from coursebook.projections.compliance_html import render_html
-
-        write_export("--html", html, render_html(report), "the compliance page")
+        write_export("--html", html, report.html(), "the compliance page")
 
     def render(console: Console) -> None:
         from rich.padding import Padding

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -18,18 +18,6 @@ from coursebook.errors import Code, Rejected
 
 if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` need none
     from rich.console import Console
-
-    from coursebook.adapters.storage.view_recorders import ViewRunner
-    from coursebook.service.application import Coursebook
-
-
-def _log() -> Any:
-    from coursebook.logs import get_logger
-
-    return get_logger("coursebook.projections")
-
-POLL_SECONDS = 0.5
-"""How often a worker without a subscription (SQLite) looks for new events."""
 
 
 def register(cli: click.Group) -> None:
@@ -45,10 +33,8 @@ def projections() -> None:
 @click.pass_obj
 def status(ctx: Context) -> None:
     """The position of each view against the head of the log."""
-    from coursebook.service import read_models
-
     with ctx.store() as app:
-        documents = [s.as_dict() for s in read_models.status(app)]
+        documents = app.views_status()
 
     def render(console: Console) -> None:
         console.print(table("Views", ["view", "position", "log head", "pending", "up to date"],
@@ -89,11 +75,9 @@ def _progress_bar(name: str) -> Iterator[Any]:
 @click.pass_obj
 def rebuild(ctx: Context, name: str | None) -> None:
     """Rebuild every view (or the one NAMEd) from zero."""
-    from coursebook.service import read_models
-
     results = []
     with ctx.store() as app:
-        views = read_models.runners(app)
+        views = app.view_names()
         if name is not None and name not in views:
             not_found(ctx, Rejected(Code.NOT_FOUND, f"no view named {name!r} (views: "
                                     f"{', '.join(views)})", "name"))
@@ -101,7 +85,7 @@ def rebuild(ctx: Context, name: str | None) -> None:
         for view in names:
             started = time.perf_counter()
             with _progress_bar(view) as progress:
-                events = read_models.rebuild(app, view, progress=progress)
+                events = app.rebuild_views(view, progress=progress)
             seconds = time.perf_counter() - started
             results.append({"name": view, "events": events, "seconds": round(seconds, 3),
                             "events_per_second": round(events / seconds) if seconds else None})
@@ -114,37 +98,8 @@ def rebuild(ctx: Context, name: str | None) -> None:
     emit(ctx, {"rebuilt": results}, render)
 
 
-def _catch_up_all(views: dict[str, ViewRunner], stop: threading.Event) -> int:
-    return sum(runner.catch_up(stop=stop) for runner in views.values())
-
-
-def _follow_subscription(app: Coursebook, views: dict[str, ViewRunner],
-                         stop: threading.Event, counts: dict[str, int],
-                         holder: dict[str, Any]) -> None:
-    """Wakes on the library's subscription (PostgreSQL LISTEN/NOTIFY) and catches up."""
-    try:
-        start = min(runner.view.position() for runner in views.values())
-        with app.recorder.subscribe(gt=start) as subscription:
-            holder["subscription"] = subscription
-            if stop.is_set():
-                return
-            counts["processed"] += _catch_up_all(views, stop)
-            caught = app.recorder.max_notification_id() or 0
-            for notification in subscription:
-                if stop.is_set():
-                    break
-                if notification.id <= caught:
-                    continue
-                counts["processed"] += _catch_up_all(views, stop)
-                caught = max(caught, notification.id,
-                             min(runner.view.position() for runner in views.values()))
-    except BaseException as error:  # handed to the main thread, which reports it
-        holder["error"] = error
-        stop.set()
-
-
 @projections.command()
-@click.option("--poll", "poll", type=click.FloatRange(min=0.05), default=POLL_SECONDS,
+@click.option("--poll", "poll", type=click.FloatRange(min=0.05), default=0.5,
               show_default=True, help="Seconds between looks for new events (SQLite).")
 @click.pass_obj
 def run(ctx: Context, poll: float) -> None:
@@ -154,62 +109,20 @@ def run(ctx: Context, poll: float) -> None:
     library's LISTEN/NOTIFY subscription, on SQLite it polls. Any number of workers
     may run: a page commits only if its view still stands where the page began.
     """
-    from coursebook.service import read_models
-
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        _log().info("worker_stopping", signal=signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    counts = {"processed": 0}
-    mode = "poll"
     try:
         with ctx.store() as app:
-            views = read_models.runners(app)
-            _log().info("worker_started", views=list(views),
-                     positions={n: r.view.position() for n, r in views.items()})
-            holder: dict[str, Any] = {}
-            if _has_subscription(app):
-                mode = "subscription"
-                thread = threading.Thread(target=_follow_subscription,
-                                          args=(app, views, stop, counts, holder),
-                                          daemon=True)
-                thread.start()
-                while not stop.wait(0.2):
-                    pass
-                subscription = holder.get("subscription")
-                if subscription is not None:
-                    subscription.stop()
-                thread.join(timeout=10)
-                if "error" in holder:
-                    raise holder["error"]
-            else:
-                while not stop.is_set():
-                    done = _catch_up_all(views, stop)
-                    counts["processed"] += done
-                    if not done:
-                        stop.wait(poll)
-            positions = {n: r.view.position() for n, r in views.items()}
-            conflicts = sum(r.conflicts for r in views.values())
+            result = app.follow_views(stop, poll=poll)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _log().info("worker_stopped", processed=counts["processed"], conflicts=conflicts)
-    document = {"stopped": True, "mode": mode, "processed": counts["processed"],
-                "conflicts": conflicts, "positions": positions}
+    document = {"stopped": True, **result}
     emit(ctx, document, lambda console: console.print(
-        f"worker stopped: {counts['processed']} events applied ({mode}); positions "
-        + ", ".join(f"{n} {p}" for n, p in positions.items()), highlight=False))
-
-
-def _has_subscription(app: Coursebook) -> bool:
-    """Whether the store offers the library's subscription (SQLite's raises)."""
-    recorder: Any = app.recorder
-    if type(recorder).__module__.startswith("eventsourcing.sqlite"):
-        return False
-    with suppress(NotImplementedError, AttributeError):
-        return callable(recorder.subscribe) and \
-            type(recorder).__module__.startswith("eventsourcing.postgres")
-    return False
+        f"worker stopped: {result['processed']} events applied ({result['mode']}); "
+        "positions " + ", ".join(f"{n} {p}" for n, p in result["positions"].items()),
+        highlight=False))

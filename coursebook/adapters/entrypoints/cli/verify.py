@@ -33,7 +33,7 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> None:
     """Check every stored event against tampering (changed, deleted or reordered)."""
-    from coursebook.adapters.storage.integrity import SealHead, verify_store
+    from coursebook import SealHead
 
     against = None
     if against_file is not None:
@@ -43,7 +43,7 @@ def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> Non
             raise user_error(f"cannot use the seal file {against_file}: "
                              f"{type(error).__name__}") from None
     with ctx.store(damaged_ok=True) as app:
-        result = verify_store(app, against=against)
+        result = app.verify(against)
         now = app.clock.now()
     head: SealHead = result.pop("head")
     if seal_file is not None and result["ok"]:
