@@ -52,15 +52,17 @@ def target(kind: str, tmp_path: Path) -> str:
 
 
 def make_app(kind: str, tmp_path: Path, clock: FixedClock,
-             timezone: str = CLINIC_ZONE) -> Coursebook:
-    """A fresh, initialised store of `kind`, recording with `clock`."""
+             timezone: str = CLINIC_ZONE, **options: Any) -> Coursebook:
+    """A fresh, initialised store of `kind`, recording with `clock`; `options` go to
+    `Coursebook` (e.g. `views="worker"`)."""
     if kind == "memory":
-        app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+        app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock,
+                         **options)
     elif kind == "sqlite":
-        app = open_store(target(kind, tmp_path), create=True, clock=clock)
+        app = open_store(target(kind, tmp_path), create=True, clock=clock, **options)
     elif kind == "postgres":
         app = open_store(target(kind, tmp_path), create=True, clock=clock,
-                         extra_env=PG_TEST_ENV)
+                         extra_env=PG_TEST_ENV, **options)
     else:
         raise ValueError(f"unknown store kind {kind!r}")
     app.initialise(timezone)

@@ -96,15 +96,16 @@ def entries_practitioner(app: Coursebook, course_id: str) -> str | None:
 def view_app(request: pytest.FixtureRequest, tmp_path: Path,
              clock: FixedClock) -> Iterator[tuple[str, Coursebook]]:
     kind: str = request.param
+    # The writer leaves the views to workers, so each test drives them itself.
     if kind == "sqlite":
-        app = make_app("sqlite", tmp_path, clock)
+        app = make_app("sqlite", tmp_path, clock, views="worker")
         yield str(tmp_path / "store.db"), app
         app.close()
         return
     with postgres_database() as url:
         from coursebook.bootstrap import open_store
 
-        app = open_store(url, create=True, clock=clock)
+        app = open_store(url, create=True, clock=clock, views="worker")
         app.initialise("Europe/Paris")
         yield url, app
         app.close()
