@@ -6,6 +6,7 @@ the clocks. Everything else is reachable through its module but may change.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from coursebook.clock import Clock, FixedClock, SystemClock
@@ -13,6 +14,11 @@ from coursebook.errors import Code, CoursebookError, Rejected, StoreUnavailable
 
 if TYPE_CHECKING:
     from coursebook.service.application import Coursebook, Outcome
+
+# A library logs, the host decides where to: without this handler, a host that configured
+# nothing would get the warnings on standard error from Python's last-resort handler.
+# See coursebook/logs.py and docs/embedding.md.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["Clock", "Code", "Coursebook", "CoursebookError", "FixedClock", "Outcome",
            "Rejected", "StoreUnavailable", "SystemClock"]
