@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
     """The application (and with it the event store library) is imported on first use, so
     `import coursebook.adapters.entrypoints.cli` and `coursebook --help` stay quick."""
     if name in ("Coursebook", "Outcome"):
-        from coursebook import application
+        from coursebook.service import application
 
         return getattr(application, name)
     raise AttributeError(f"module 'coursebook' has no attribute {name!r}")
