@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
 from coursebook.adapters.storage.integrity import SealingMapper
@@ -120,7 +119,7 @@ def main() -> None:
                         help="SQLite file to build, or reuse if it exists")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
 
     # tmpfs when there is one: building 100,000+ commands is then not bound by fsync.
     shm = Path("/dev/shm")  # noqa: S108 (a scratch store of synthetic data)

@@ -22,12 +22,9 @@ def main() -> None:
     else:
         import logging
 
-        import structlog
-
         from coursebook.bootstrap import open_store
 
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
         app = open_store(target)
         if operation == "compliance":
             from benchmarks.clinic import END

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import structlog
 from psycopg import sql
 
 from coursebook.bootstrap import open_store
@@ -41,7 +40,7 @@ ADJUSTMENTS = 10  # per course, after opening and consulting it
 
 
 def quiet() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
 
 
 def writer_commands(writer: int, count: int) -> list[dict[str, Any]]:

@@ -39,7 +39,6 @@ import uuid
 from pathlib import Path
 
 import orjson
-import structlog
 
 from benchmarks.clinic import END, ZONE, clinic_commands
 from coursebook.adapters.storage.integrity import TAG_LEN
@@ -122,7 +121,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true",
                         help="Also the peak memory of a rebuild in a fresh process.")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
     shm = Path("/dev/shm")  # noqa: S108 (a scratch store of synthetic data)
     scratch = shm if shm.is_dir() else Path(tempfile.gettempdir())
     store = args.store or scratch / f"coursebook-bench-views-{args.courses}.db"

@@ -479,10 +479,9 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
             began[:] = [time.perf_counter(), label]
         return given(label, total)
 
-    import structlog
+    from coursebook.logs import reset_logging
 
     stores = Stores(store, directory)
-    logging_before = structlog.get_config()
     stream = _log_stream(stores)
     figures: list[Figure] = []
     try:
@@ -620,7 +619,7 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
                    if g["compiled"] else ""),
         ]
     finally:
-        structlog.configure(**logging_before)
+        reset_logging()
         stream.close()
         stores.close()
     steps[str(began[1])] = round(time.perf_counter() - float(began[0]), 1)

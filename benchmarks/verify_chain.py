@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import structlog
-
 from benchmarks.compliance_asof import build_store, timed
 from coursebook.adapters.storage.integrity import catch_up, verify_store
 from coursebook.bootstrap import open_store
@@ -31,7 +29,7 @@ def main() -> None:
     parser.add_argument("--courses", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "verify-bench.db"
         build_store(store, args.courses)

@@ -37,6 +37,9 @@ __all__ = ["Clock", "Code", "ComplianceReport", "Coursebook", "CoursebookError",
            "StoreUnavailable", "SystemClock", "open_store", "parse_timestamp",
            "resolve_target", "safe_target"]
 
+# A library logs, the host decides where to: without this handler, a host that configured
+# no logging would get the engine's warnings on standard error (Python's last resort).
+# See coursebook/logs.py and docs/embedding.md.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {

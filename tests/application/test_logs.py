@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from coursebook.errors import Rejected
 from tests.builders import Clinic, command, day, product, screening
+from tests.logcapture import capture_logs
 
 NAME, BIRTH = "Zephyrine Quillard-Oyelaran", "1971-07-23"
 ALLERGY, MEDICATION = "Quetzalcaine", "Xylomedrone 40mg"
