@@ -46,7 +46,6 @@ from coursebook.adapters.snapshots import (
 from coursebook.adapters.time_travel import fold_course, stored_rows
 from coursebook.adapters.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
-from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt, body_digest
 from coursebook.domain.commands import (
     COMMANDS,
     ParsedCommand,
@@ -67,6 +66,7 @@ from coursebook.domain.ids import (
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.domain.protocols import Catalogue, default_catalogue
+from coursebook.domain.store_records import ClinicSettings, CommandReceipt, body_digest
 from coursebook.domain.values import Product
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.freshness import CacheFreshness

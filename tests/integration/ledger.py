@@ -14,7 +14,7 @@ from uuid import UUID
 import attrs
 
 from coursebook.application import Coursebook
-from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt
+from coursebook.domain.store_records import ClinicSettings, CommandReceipt
 from coursebook.projections import read_models
 
 __all__ = ["Ledger", "read_ledger", "views_snapshot"]
