@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -19,7 +19,8 @@ from coursebook.domain.values import Product, SpacingRule
 from coursebook.errors import Code, Rejected
 
 __all__ = [
-    "ABSOLUTE", "FUTURE_FACT_TOLERANCE", "RELATIVE", "RULES_VERSION", "Practitioner",
+    "ABSOLUTE", "CONTRAINDICATIONS", "FUTURE_FACT_TOLERANCE", "RELATIVE", "ROLES",
+    "RULES_VERSION", "SCREENING_FLAGS", "Contraindication", "Practitioner",
     "allergen_field", "authorize", "blocked_by", "contraindications_from", "days_between",
     "judge_session", "local_date", "next_window", "spacing_rule",
 ]
@@ -29,14 +30,38 @@ RULES_VERSION = "coursebook-rules/1"
 
 FUTURE_FACT_TOLERANCE = dt.timedelta(minutes=5)
 
-ABSOLUTE = {"pregnant": "PREGNANCY", "breastfeeding": "BREASTFEEDING",
-            "active_infection_at_site": "ACTIVE_INFECTION",
-            "bleeding_disorder": "BLEEDING_DISORDER"}
-RELATIVE = {"anticoagulants": "ANTICOAGULANTS", "autoimmune_disease": "AUTOIMMUNE_DISEASE",
-            "diabetes": "DIABETES", "heart_condition": "HEART_CONDITION"}
+
+@attrs.frozen
+class Contraindication:
+    """The contraindication a "yes" to one screening question raises."""
+
+    code: str
+    kind: Literal["absolute", "relative"]
+    """An absolute code blocks sessions until a physician overrides it; a relative code
+    never blocks, it is a caution."""
+
+
+CONTRAINDICATIONS: dict[str, Contraindication] = {
+    "pregnant": Contraindication("PREGNANCY", "absolute"),
+    "breastfeeding": Contraindication("BREASTFEEDING", "absolute"),
+    "active_infection_at_site": Contraindication("ACTIVE_INFECTION", "absolute"),
+    "bleeding_disorder": Contraindication("BLEEDING_DISORDER", "absolute"),
+    "anticoagulants": Contraindication("ANTICOAGULANTS", "relative"),
+    "autoimmune_disease": Contraindication("AUTOIMMUNE_DISEASE", "relative"),
+    "diabetes": Contraindication("DIABETES", "relative"),
+    "heart_condition": Contraindication("HEART_CONDITION", "relative"),
+}
+"""CONTRACT section 4's table, the one declaration of the screening questions: screening
+flag -> the code it raises and its kind, in the contract's order."""
+
+SCREENING_FLAGS = tuple(CONTRAINDICATIONS)
+"""The yes/no questions of every consultation's screening, in the contract's order."""
+ABSOLUTE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "absolute"}
+RELATIVE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "relative"}
 
 # Which roles may perform which act (CONTRACT section 4).
-_EVERY_ROLE = frozenset({"physician", "nurse", "aesthetician"})
+ROLES = ("physician", "nurse", "aesthetician")
+_EVERY_ROLE = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "consult": frozenset({"physician", "nurse"}),
     "inject": frozenset({"physician", "nurse"}),
