@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from coursebook.domain.protocols import INDICATIONS, Catalogue
-from coursebook.domain.rules import SCREENING_FLAGS
+from coursebook.domain.rules import SCREENING_FLAGS, spacing_rule_for
 from coursebook.domain.values import Protocol, SpacingRule
 
 __all__ = ["DEMO_SEED", "DEMO_ZONE", "FEATURED_COURSE", "ClinicScript", "Step"]
@@ -142,14 +142,9 @@ class CourseScript:
         return at
 
     def rule(self, session_no: int) -> SpacingRule:
-        if self.maintenance:
-            if self.adjusted is not None and self.adjusted_in_maintenance:
-                return self.adjusted
-            if self.protocol.maintenance is not None:
-                return self.protocol.maintenance
-        if self.adjusted is not None:
-            return self.adjusted
-        return self.protocol.rule_for(session_no)
+        return spacing_rule_for(self.protocol, session_no, in_maintenance=self.maintenance,
+                                adjusted=self.adjusted,
+                                adjusted_in_maintenance=self.adjusted_in_maintenance)
 
     @property
     def next_no(self) -> int:

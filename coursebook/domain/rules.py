@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from coursebook.domain.course_state import CourseState, GivenSession
-from coursebook.domain.values import Product, SpacingRule
+from coursebook.domain.values import Product, Protocol, SpacingRule
 from coursebook.errors import Code, Rejected
 
 __all__ = [
     "ABSOLUTE", "CONTRAINDICATIONS", "FUTURE_FACT_TOLERANCE", "RELATIVE", "ROLES",
     "RULES_VERSION", "SCREENING_FLAGS", "Contraindication", "Practitioner",
     "allergen_field", "authorize", "blocked_by", "contraindications_from", "days_between",
-    "judge_session", "local_date", "next_window", "spacing_rule",
+    "judge_session", "local_date", "next_window", "spacing_rule", "spacing_rule_for",
 ]
 
 RULES_VERSION = "coursebook-rules/1"
@@ -142,17 +142,28 @@ def allergen_field(allergies: Iterable[str], products: Iterable[Product],
     return None
 
 
-def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
-    """The rule governing the gap between session `session_no - 1` and `session_no`."""
-    protocol = state.protocol
-    if state.in_maintenance:
-        if state.adjusted is not None and state.adjusted_in_maintenance:
-            return state.adjusted
+def spacing_rule_for(protocol: Protocol, session_no: int, *, in_maintenance: bool,
+                     adjusted: SpacingRule | None,
+                     adjusted_in_maintenance: bool) -> SpacingRule:
+    """CONTRACT section 4's spacing rule for the gap between session `session_no - 1` and
+    `session_no`: the protocol's phase, unless an `adjust_interval` was recorded since
+    (`adjusted`); in maintenance, the maintenance rule, unless the adjustment was itself
+    recorded during maintenance (`adjusted_in_maintenance`)."""
+    if in_maintenance:
+        if adjusted is not None and adjusted_in_maintenance:
+            return adjusted
         if protocol.maintenance is not None:
             return protocol.maintenance
-    if state.adjusted is not None:
-        return state.adjusted
+    if adjusted is not None:
+        return adjusted
     return protocol.rule_for(session_no)
+
+
+def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
+    """The rule governing the gap between session `session_no - 1` and `session_no`."""
+    return spacing_rule_for(state.protocol, session_no, in_maintenance=state.in_maintenance,
+                            adjusted=state.adjusted,
+                            adjusted_in_maintenance=state.adjusted_in_maintenance)
 
 
 def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
