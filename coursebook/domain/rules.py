@@ -6,9 +6,10 @@ recorded. Nothing here reads a clock, a store or a global: time and zone come in
 Each refusal rule is a function named after the rejection code it decides (`course_paused`,
 `plan_exceeded`, ...) that returns a `Refusal` (code, reason, field, the rules and protocol
 version used) or None. `session_refusals` lists, in the contract's check order, the ones a
-session meets for reasons of state: its first is what the aggregate refuses with, and
-all of them, sorted, are `blocked_by`. `first_refusal` picks among several the one the
-contract checks first.
+session meets for reasons of state: all of them, sorted, are `blocked_by`, and the
+aggregate refuses with the one `first_refusal` picks among them and the checks of the
+command's input (NOT_AUTHORIZED, ALLERGEN, ...): the first the contract checks, which is
+the list's first whenever the input is sound.
 """
 
 from __future__ import annotations
