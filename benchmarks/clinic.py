@@ -25,8 +25,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from coursebook.domain.commands import INDICATIONS
-from coursebook.domain.protocols import default_catalogue
+from coursebook.domain.protocols import INDICATIONS, default_catalogue
 
 __all__ = ["END", "START", "ZONE", "clinic_commands", "long_course", "staff_commands"]
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from coursebook.domain.protocols import INDICATIONS
+from coursebook.domain.rules import ROLES, SCREENING_FLAGS
 from coursebook.errors import Code, Rejected
 
 __all__ = ["COMMANDS", "FACT_COMMANDS", "ParsedCommand", "canonical_body", "parse_command",
@@ -30,13 +32,8 @@ MAX_LIST = 50
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=2)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=2)
 
-ROLES = ("physician", "nurse", "aesthetician")
-INDICATIONS = ("skin_rejuvenation", "hair_restoration", "fat_reduction", "cellulite",
-               "pigmentation")
 REACTION_KINDS = ("redness", "swelling", "bruising", "tenderness", "nodules", "infection",
                   "allergic_reaction", "necrosis", "other")
-SCREENING_FLAGS = ("pregnant", "breastfeeding", "active_infection_at_site", "bleeding_disorder",
-                   "anticoagulants", "autoimmune_disease", "diabetes", "heart_condition")
 FACT_COMMANDS = frozenset({"give_session", "report_reaction", "record_consultation",
                            "review_reaction"})
 

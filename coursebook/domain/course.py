@@ -1,6 +1,7 @@
 """The `TreatmentCourse` aggregate: one patient's series of sessions for one indication.
 
-Each public method checks the rules (via `rules`) and then triggers exactly one event;
+Each public method checks the rules (via `rules`, which decides every refusal; the
+aggregate raises the first in the contract's order) and then triggers exactly one event;
 events only change state (via `CourseState`), so replaying them never re-decides anything.
 Every event carries `at` (valid time), `actor` and `command_id`; the library's `timestamp`
 is the recorded time, stamped from the application's injected clock.
@@ -180,50 +181,33 @@ class TreatmentCourse(Aggregate):
         self.trigger_event(event_class, timestamp=ctx.now, at=ctx.at, actor=ctx.actor,
                            command_id=ctx.command_id, **fields)
 
-    def _guard(self, ctx: Context, act: str, *, fact: bool = False, closed_ok: bool = False,
-               paused_blocks: bool = False) -> None:
+    @staticmethod
+    def _refuse(*refusals: rules.Refusal | None) -> None:
+        """Raises the refusal the contract checks first among `refusals`, if any."""
+        refusal = rules.first_refusal(refusals)
+        if refusal is not None:
+            raise refusal.rejected()
+
+    def _guard(self, ctx: Context, act: str, *, fact: bool = False,
+               closed_ok: bool = False) -> None:
         """The checks every course command meets, in the contract's order."""
-        if fact and ctx.at > ctx.now + rules.FUTURE_FACT_TOLERANCE:
-            raise Rejected(Code.FUTURE_FACT, "at: a fact cannot lie in the future", "at")
-        if ctx.erased:
-            raise Rejected(Code.PATIENT_ERASED, "the patient of this course was erased")
-        if self.state.closed and not closed_ok:
-            raise Rejected(Code.COURSE_CLOSED, f"the course is {self.state.status}")
-        if paused_blocks and self.state.status == "paused":
-            raise Rejected(Code.COURSE_PAUSED, "the course is paused")
-        rules.authorize(ctx.practitioner, act, ctx.actor, ctx.local(ctx.at))
+        self._refuse(rules.future_fact(ctx.at, ctx.now) if fact else None,
+                     rules.patient_erased(ctx.erased),
+                     None if closed_ok else rules.course_closed(self.state),
+                     rules.not_authorized(ctx.practitioner, act, ctx.actor, ctx.local(ctx.at)))
 
-    def _require_consulted(self) -> None:
-        state = self.state
-        if state.consultation_at is None:
-            raise Rejected(Code.NO_CONSULTATION, "no consultation has been recorded")
-        if state.consent is False:
-            raise Rejected(Code.NO_CONSENT, "the latest consultation has no consent")
-        blocking = [c for c in state.absolute if c not in state.overrides]
-        if blocking:
-            raise Rejected(Code.CONTRAINDICATED,
-                           f"absolute contraindication(s) in force: {', '.join(blocking)}")
-
-    def _require_within_plan(self, session_no: int) -> None:
-        if not self.state.in_maintenance and session_no > self.state.planned_sessions:
-            raise Rejected(Code.PLAN_EXCEEDED,
-                           f"session {session_no} is beyond the {self.state.planned_sessions}"
-                           " planned", "session_no")
-
-    def _spacing(self, ctx: Context, session_no: int, when: dt.datetime,
-                 override_reason: str | None) -> tuple[SpacingRule | None, int | None]:
-        """The rule and gap for a session at `when`; TOO_SOON if short without a reason."""
-        last = self.state.last_session
-        if last is None or session_no < 2:
-            return None, None
-        rule = rules.spacing_rule(self.state, session_no)
-        gap = rules.days_between(last.at, when, ctx.zone)
-        if gap < rule.min_days and override_reason is None:
-            raise Rejected(Code.TOO_SOON,
-                           f"{gap} day(s) after session {last.session_no}; the rule "
-                           f"({rule.source}) needs at least {rule.min_days}",
-                           "spacing_override_reason")
-        return rule, gap
+    def _book(self, ctx: Context, session_no: int, planned_at: dt.datetime,
+              override_reason: str | None) -> rules.SpacingDecision:
+        """The checks of scheduling or rescheduling session `session_no` at `planned_at`;
+        the spacing decision to record when they pass."""
+        self._refuse(*rules.session_refusals(self.state, erased=ctx.erased,
+                                             session_no=session_no, booking=True),
+                     rules.not_authorized(ctx.practitioner, "schedule", ctx.actor,
+                                          ctx.local(ctx.at)))
+        spacing = rules.spacing_decision(self.state, session_no, planned_at, ctx.zone,
+                                         override_reason)
+        self._refuse(spacing.refusal)
+        return spacing
 
     def _next_only(self, session_no: int | None) -> int:
         expected = self.state.next_session_no
@@ -259,13 +243,11 @@ class TreatmentCourse(Aggregate):
         if self.state.scheduled is not None and self.state.scheduled.session_no == n:
             raise Rejected(Code.INVALID, f"session_no: session {n} is already scheduled; "
                            "use reschedule_session", "session_no")
-        self._guard(ctx, "schedule", paused_blocks=True)
-        self._require_consulted()
-        self._require_within_plan(n)
-        rule, gap = self._spacing(ctx, n, planned_at, spacing_override_reason)
+        spacing = self._book(ctx, n, planned_at, spacing_override_reason)
         self._record(self.SessionScheduled, ctx, session_no=n, planned_at=planned_at,
                      practitioner_id=practitioner_id,
-                     spacing_override_reason=spacing_override_reason, rule=rule, gap_days=gap)
+                     spacing_override_reason=spacing_override_reason, rule=spacing.rule,
+                     gap_days=spacing.gap_days)
 
     def _require_scheduled(self, session_no: int) -> None:
         scheduled = self.state.scheduled
@@ -276,13 +258,11 @@ class TreatmentCourse(Aggregate):
     def reschedule_session(self, ctx: Context, *, session_no: int, planned_at: dt.datetime,
                            reason: str, spacing_override_reason: str | None = None) -> None:
         self._require_scheduled(session_no)
-        self._guard(ctx, "schedule", paused_blocks=True)
-        self._require_consulted()
-        self._require_within_plan(session_no)
-        rule, gap = self._spacing(ctx, session_no, planned_at, spacing_override_reason)
+        spacing = self._book(ctx, session_no, planned_at, spacing_override_reason)
         self._record(self.SessionRescheduled, ctx, session_no=session_no,
                      planned_at=planned_at, reason=reason,
-                     spacing_override_reason=spacing_override_reason, rule=rule, gap_days=gap)
+                     spacing_override_reason=spacing_override_reason, rule=spacing.rule,
+                     gap_days=spacing.gap_days)
 
     def cancel_session(self, ctx: Context, *, session_no: int, reason: str) -> None:
         self._require_scheduled(session_no)
@@ -293,36 +273,22 @@ class TreatmentCourse(Aggregate):
                      dose_ml: float, anaesthetic: str | None, session_no: int | None = None,
                      spacing_override_reason: str | None = None) -> None:
         n = self._next_only(session_no)
-        self._guard(ctx, "inject", fact=True, paused_blocks=True)
-        self._require_consulted()
-        state = self.state
-        at_fault = rules.allergen_field(state.allergies, products, anaesthetic)
-        if at_fault is not None:
-            raise Rejected(Code.ALLERGEN, f"{at_fault}: matches an allergy listed at "
-                           "consultation", at_fault)
-        day = ctx.local(ctx.at)
-        for i, product in enumerate(products):
-            if product.expires_on < day:
-                raise Rejected(Code.LOT_EXPIRED, f"products[{i}].expires_on: the lot expired "
-                               f"on {product.expires_on.isoformat()}",
-                               f"products[{i}].expires_on")
-        if state.pending_reviews():
-            raise Rejected(Code.REACTION_UNREVIEWED,
-                           "a reaction of severity 3 or more awaits a physician's review")
-        self._require_within_plan(n)
-        last = state.last_session
-        if last is not None and ctx.at < last.at:
-            raise Rejected(Code.OUT_OF_ORDER, f"at: before session {last.session_no}", "at")
-        if state.consultation_at is not None and ctx.at < state.consultation_at:
-            raise Rejected(Code.OUT_OF_ORDER, "at: before the consultation in force", "at")
-        rule, gap = self._spacing(ctx, n, ctx.at, spacing_override_reason)
+        state, day = self.state, ctx.local(ctx.at)
+        self._refuse(rules.future_fact(ctx.at, ctx.now),
+                     *rules.session_refusals(state, erased=ctx.erased, session_no=n),
+                     rules.not_authorized(ctx.practitioner, "inject", ctx.actor, day),
+                     rules.allergen(state.allergies, products, anaesthetic),
+                     rules.lot_expired(products, day))
+        spacing = rules.spacing_decision(state, n, ctx.at, ctx.zone, spacing_override_reason)
+        self._refuse(rules.out_of_order(state, ctx.at), spacing.refusal)
         overrides = [{"code": o.code, "justification": o.justification, "by": o.by,
                       "at": o.at.isoformat()}
                      for code, o in sorted(state.overrides.items()) if code in state.absolute]
         self._record(self.SessionGiven, ctx, session_no=n, products=list(products),
                      areas=list(areas), dose_ml=dose_ml, anaesthetic=anaesthetic,
                      spacing_override_reason=spacing_override_reason,
-                     maintenance=state.in_maintenance, rule=rule, gap_days=gap,
+                     maintenance=state.in_maintenance, rule=spacing.rule,
+                     gap_days=spacing.gap_days,
                      cautions=list(state.relative), overrides=overrides,
                      rules_version=rules.RULES_VERSION)
 

@@ -1,7 +1,15 @@
-"""The rules of CONTRACT section 4 as pure functions.
+"""The rules of CONTRACT section 4 as pure functions, each written once.
 
 The aggregate calls them to refuse commands; the projections call them to judge what was
 recorded. Nothing here reads a clock, a store or a global: time and zone come in as data.
+
+Each refusal rule is a function named after the rejection code it decides (`course_paused`,
+`plan_exceeded`, ...) that returns a `Refusal` (code, reason, field, the rules and protocol
+version used) or None. `session_refusals` lists, in the contract's check order, the ones a
+session meets for reasons of state: all of them, sorted, are `blocked_by`, and the
+aggregate refuses with the one `first_refusal` picks among them and the checks of the
+command's input (NOT_AUTHORIZED, ALLERGEN, ...): the first the contract checks, which is
+the list's first whenever the input is sound.
 """
 
 from __future__ import annotations
@@ -9,19 +17,24 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from coursebook.domain.course_state import CourseState, GivenSession
-from coursebook.domain.values import Product, SpacingRule
+from coursebook.domain.values import Product, Protocol, SpacingRule
 from coursebook.errors import Code, Rejected
 
 __all__ = [
-    "ABSOLUTE", "FUTURE_FACT_TOLERANCE", "RELATIVE", "RULES_VERSION", "Practitioner",
-    "allergen_field", "authorize", "blocked_by", "contraindications_from", "days_between",
-    "judge_session", "local_date", "next_window", "spacing_rule",
+    "ABSOLUTE", "CONTRAINDICATIONS", "FUTURE_FACT_TOLERANCE", "RELATIVE", "ROLES",
+    "RULES_VERSION", "SCREENING_FLAGS", "Contraindication", "Practitioner", "Refusal",
+    "SpacingDecision", "allergen", "allergen_field", "authorize", "blocked_by",
+    "contraindicated", "contraindications_from", "course_closed", "course_paused",
+    "days_between", "first_refusal", "future_fact", "judge_session", "local_date",
+    "lot_expired", "next_window", "no_consent", "no_consultation", "not_authorized",
+    "out_of_order", "patient_erased", "plan_exceeded", "reaction_unreviewed",
+    "session_refusals", "spacing_decision", "spacing_rule", "spacing_rule_for",
 ]
 
 RULES_VERSION = "coursebook-rules/1"
@@ -29,14 +42,38 @@ RULES_VERSION = "coursebook-rules/1"
 
 FUTURE_FACT_TOLERANCE = dt.timedelta(minutes=5)
 
-ABSOLUTE = {"pregnant": "PREGNANCY", "breastfeeding": "BREASTFEEDING",
-            "active_infection_at_site": "ACTIVE_INFECTION",
-            "bleeding_disorder": "BLEEDING_DISORDER"}
-RELATIVE = {"anticoagulants": "ANTICOAGULANTS", "autoimmune_disease": "AUTOIMMUNE_DISEASE",
-            "diabetes": "DIABETES", "heart_condition": "HEART_CONDITION"}
+
+@attrs.frozen
+class Contraindication:
+    """The contraindication a "yes" to one screening question raises."""
+
+    code: str
+    kind: Literal["absolute", "relative"]
+    """An absolute code blocks sessions until a physician overrides it; a relative code
+    never blocks, it is a caution."""
+
+
+CONTRAINDICATIONS: dict[str, Contraindication] = {
+    "pregnant": Contraindication("PREGNANCY", "absolute"),
+    "breastfeeding": Contraindication("BREASTFEEDING", "absolute"),
+    "active_infection_at_site": Contraindication("ACTIVE_INFECTION", "absolute"),
+    "bleeding_disorder": Contraindication("BLEEDING_DISORDER", "absolute"),
+    "anticoagulants": Contraindication("ANTICOAGULANTS", "relative"),
+    "autoimmune_disease": Contraindication("AUTOIMMUNE_DISEASE", "relative"),
+    "diabetes": Contraindication("DIABETES", "relative"),
+    "heart_condition": Contraindication("HEART_CONDITION", "relative"),
+}
+"""CONTRACT section 4's table, the one declaration of the screening questions: screening
+flag -> the code it raises and its kind, in the contract's order."""
+
+SCREENING_FLAGS = tuple(CONTRAINDICATIONS)
+"""The yes/no questions of every consultation's screening, in the contract's order."""
+ABSOLUTE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "absolute"}
+RELATIVE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "relative"}
 
 # Which roles may perform which act (CONTRACT section 4).
-_EVERY_ROLE = frozenset({"physician", "nurse", "aesthetician"})
+ROLES = ("physician", "nurse", "aesthetician")
+_EVERY_ROLE = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "consult": frozenset({"physician", "nurse"}),
     "inject": frozenset({"physician", "nurse"}),
@@ -47,6 +84,34 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report": _EVERY_ROLE, "schedule": _EVERY_ROLE, "pause": _EVERY_ROLE,
     "resume": _EVERY_ROLE, "complete": _EVERY_ROLE, "discontinue": _EVERY_ROLE,
 }
+
+
+@attrs.frozen
+class Refusal:
+    """One rule's decision against a command."""
+
+    code: Code
+    reason: str
+    """The human message: names fields, codes, ids and numbers, never personal data."""
+    field: str | None = None
+    """The input at fault, or None when the course's state is."""
+    protocol: str | None = None
+    """The label of the protocol of the course decided on (`Protocol.label`), None when
+    no course's state took part."""
+    rules_version: str = RULES_VERSION
+
+    def rejected(self) -> Rejected:
+        return Rejected(self.code, self.reason, self.field)
+
+
+_CHECK_ORDER = {code: rank for rank, code in enumerate(Code)}
+
+
+def first_refusal(refusals: Iterable[Refusal | None]) -> Refusal | None:
+    """The refusal a command meets when it breaks several rules: the first in the
+    contract's check order (the order `Code` lists), the earliest given on a tie."""
+    found = [refusal for refusal in refusals if refusal is not None]
+    return min(found, key=lambda refusal: _CHECK_ORDER[refusal.code], default=None)
 
 
 @attrs.frozen
@@ -67,21 +132,87 @@ def days_between(earlier: dt.datetime, later: dt.datetime, zone: ZoneInfo) -> in
     return (local_date(later, zone) - local_date(earlier, zone)).days
 
 
-def authorize(practitioner: Practitioner | None, act: str, actor: str,
-              on: dt.date) -> None:
+def future_fact(at: dt.datetime, now: dt.datetime) -> Refusal | None:
+    """FUTURE_FACT when a fact's `at` lies beyond the clock's `now` and its tolerance."""
+    if at > now + FUTURE_FACT_TOLERANCE:
+        return Refusal(Code.FUTURE_FACT, "at: a fact cannot lie in the future", "at")
+    return None
+
+
+def patient_erased(erased: bool) -> Refusal | None:
+    """PATIENT_ERASED for any change to a course whose patient was erased."""
+    if erased:
+        return Refusal(Code.PATIENT_ERASED, "the patient of this course was erased")
+    return None
+
+
+def course_closed(state: CourseState) -> Refusal | None:
+    """COURSE_CLOSED for a course completed without maintenance, or discontinued."""
+    if state.closed:
+        return Refusal(Code.COURSE_CLOSED, f"the course is {state.status}",
+                       protocol=state.protocol.label)
+    return None
+
+
+def course_paused(state: CourseState) -> Refusal | None:
+    """COURSE_PAUSED for scheduling or giving a session on a paused course."""
+    if state.status == "paused":
+        return Refusal(Code.COURSE_PAUSED, "the course is paused",
+                       protocol=state.protocol.label)
+    return None
+
+
+def not_authorized(practitioner: Practitioner | None, act: str, actor: str,
+                   on: dt.date) -> Refusal | None:
     """NOT_AUTHORIZED unless `actor` is registered, may do `act`, and is licensed on `on`."""
     if practitioner is None:
-        raise Rejected(Code.NOT_AUTHORIZED, f"actor {actor!r} is not a registered practitioner",
-                       "actor")
+        return Refusal(Code.NOT_AUTHORIZED,
+                       f"actor {actor!r} is not a registered practitioner", "actor")
     if practitioner.role not in PERMISSIONS[act]:
         article = "an" if practitioner.role[:1] in "aeiou" else "a"
-        raise Rejected(Code.NOT_AUTHORIZED,
+        return Refusal(Code.NOT_AUTHORIZED,
                        f"{article} {practitioner.role} may not {act} (actor {actor!r})",
                        "actor")
     if practitioner.license_expires_on < on:
-        raise Rejected(Code.NOT_AUTHORIZED,
+        return Refusal(Code.NOT_AUTHORIZED,
                        f"the licence of {actor!r} expired on "
                        f"{practitioner.license_expires_on.isoformat()}", "actor")
+    return None
+
+
+def authorize(practitioner: Practitioner | None, act: str, actor: str,
+              on: dt.date) -> None:
+    """Raises `not_authorized`'s refusal, if any."""
+    refusal = not_authorized(practitioner, act, actor, on)
+    if refusal is not None:
+        raise refusal.rejected()
+
+
+def no_consultation(state: CourseState) -> Refusal | None:
+    """NO_CONSULTATION for a session before any consultation."""
+    if state.consultation_at is None:
+        return Refusal(Code.NO_CONSULTATION, "no consultation has been recorded",
+                       protocol=state.protocol.label)
+    return None
+
+
+def no_consent(state: CourseState) -> Refusal | None:
+    """NO_CONSENT when the latest consultation has `consent: false`."""
+    if state.consent is False:
+        return Refusal(Code.NO_CONSENT, "the latest consultation has no consent",
+                       protocol=state.protocol.label)
+    return None
+
+
+def contraindicated(state: CourseState) -> Refusal | None:
+    """CONTRAINDICATED while an absolute code of the latest consultation is in force and
+    not overridden under it."""
+    blocking = [code for code in state.absolute if code not in state.overrides]
+    if blocking:
+        return Refusal(Code.CONTRAINDICATED,
+                       f"absolute contraindication(s) in force: {', '.join(blocking)}",
+                       protocol=state.protocol.label)
+    return None
 
 
 def contraindications_from(screening: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -117,17 +248,127 @@ def allergen_field(allergies: Iterable[str], products: Iterable[Product],
     return None
 
 
-def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
-    """The rule governing the gap between session `session_no - 1` and `session_no`."""
-    protocol = state.protocol
-    if state.in_maintenance:
-        if state.adjusted is not None and state.adjusted_in_maintenance:
-            return state.adjusted
+def allergen(allergies: Iterable[str], products: Iterable[Product],
+             anaesthetic: str | None) -> Refusal | None:
+    """ALLERGEN when a product or the anaesthetic matches an allergy (no override)."""
+    at_fault = allergen_field(allergies, products, anaesthetic)
+    if at_fault is not None:
+        return Refusal(Code.ALLERGEN, f"{at_fault}: matches an allergy listed at "
+                       "consultation", at_fault)
+    return None
+
+
+def lot_expired(products: Iterable[Product], on: dt.date) -> Refusal | None:
+    """LOT_EXPIRED for the first product whose `expires_on` is before the local date `on`."""
+    for i, product in enumerate(products):
+        if product.expires_on < on:
+            return Refusal(Code.LOT_EXPIRED, f"products[{i}].expires_on: the lot expired "
+                           f"on {product.expires_on.isoformat()}", f"products[{i}].expires_on")
+    return None
+
+
+def reaction_unreviewed(state: CourseState) -> Refusal | None:
+    """REACTION_UNREVIEWED for a new session while a reaction of severity 3 or more
+    awaits `review_reaction`."""
+    if state.pending_reviews():
+        return Refusal(Code.REACTION_UNREVIEWED,
+                       "a reaction of severity 3 or more awaits a physician's review",
+                       protocol=state.protocol.label)
+    return None
+
+
+def plan_exceeded(state: CourseState, session_no: int) -> Refusal | None:
+    """PLAN_EXCEEDED for a session beyond `planned_sessions`, outside maintenance."""
+    if not state.in_maintenance and session_no > state.planned_sessions:
+        return Refusal(Code.PLAN_EXCEEDED, f"session {session_no} is beyond the "
+                       f"{state.planned_sessions} planned", "session_no",
+                       protocol=state.protocol.label)
+    return None
+
+
+def out_of_order(state: CourseState, at: dt.datetime) -> Refusal | None:
+    """OUT_OF_ORDER for a session given before the previous session or before the
+    consultation in force."""
+    last = state.last_session
+    if last is not None and at < last.at:
+        return Refusal(Code.OUT_OF_ORDER, f"at: before session {last.session_no}", "at",
+                       protocol=state.protocol.label)
+    if state.consultation_at is not None and at < state.consultation_at:
+        return Refusal(Code.OUT_OF_ORDER, "at: before the consultation in force", "at",
+                       protocol=state.protocol.label)
+    return None
+
+
+def session_refusals(state: CourseState, *, erased: bool, session_no: int | None = None,
+                     booking: bool = False) -> list[Refusal]:
+    """Every refusal that a `give_session` of `session_no` (default: the next) would now
+    meet for reasons of state, in the contract's check order, so the first is the one it
+    meets. With `booking`, those of a `schedule_session` or `reschedule_session`, which
+    a pending reaction review does not stop. Where COURSE_CLOSED applies it stands alone
+    (after PATIENT_ERASED, if that applies too): nothing else about a closed course
+    matters. The checks of the command's input that the contract orders among these
+    (NOT_AUTHORIZED, ALLERGEN, LOT_EXPIRED) are the caller's, to rank with
+    `first_refusal`."""
+    closed = course_closed(state)
+    if closed is not None:
+        return [r for r in (patient_erased(erased), closed) if r is not None]
+    n = state.next_session_no if session_no is None else session_no
+    found = (patient_erased(erased), course_paused(state), no_consultation(state),
+             no_consent(state), contraindicated(state),
+             None if booking else reaction_unreviewed(state), plan_exceeded(state, n))
+    return [r for r in found if r is not None]
+
+
+def spacing_rule_for(protocol: Protocol, session_no: int, *, in_maintenance: bool,
+                     adjusted: SpacingRule | None,
+                     adjusted_in_maintenance: bool) -> SpacingRule:
+    """CONTRACT section 4's spacing rule for the gap between session `session_no - 1` and
+    `session_no`: the protocol's phase, unless an `adjust_interval` was recorded since
+    (`adjusted`); in maintenance, the maintenance rule, unless the adjustment was itself
+    recorded during maintenance (`adjusted_in_maintenance`)."""
+    if in_maintenance:
+        if adjusted is not None and adjusted_in_maintenance:
+            return adjusted
         if protocol.maintenance is not None:
             return protocol.maintenance
-    if state.adjusted is not None:
-        return state.adjusted
+    if adjusted is not None:
+        return adjusted
     return protocol.rule_for(session_no)
+
+
+def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
+    """The rule governing the gap between session `session_no - 1` and `session_no`."""
+    return spacing_rule_for(state.protocol, session_no, in_maintenance=state.in_maintenance,
+                            adjusted=state.adjusted,
+                            adjusted_in_maintenance=state.adjusted_in_maintenance)
+
+
+@attrs.frozen
+class SpacingDecision:
+    """How a session at a given moment stands to the spacing rule: the rule (its `source`
+    names the protocol and version, or the adjustment), the gap in calendar days since
+    the previous session, and TOO_SOON when the gap is short of the rule's `min_days`
+    without a `spacing_override_reason`. Before session 2, no rule and no gap."""
+
+    rule: SpacingRule | None
+    gap_days: int | None
+    refusal: Refusal | None = None
+
+
+def spacing_decision(state: CourseState, session_no: int, when: dt.datetime,
+                     zone: ZoneInfo, override_reason: str | None) -> SpacingDecision:
+    """The spacing of session `session_no` given (or planned) at `when`."""
+    last = state.last_session
+    if last is None or session_no < 2:
+        return SpacingDecision(None, None)
+    rule = spacing_rule(state, session_no)
+    gap = days_between(last.at, when, zone)
+    if gap < rule.min_days and override_reason is None:
+        return SpacingDecision(rule, gap, Refusal(
+            Code.TOO_SOON, f"{gap} day(s) after session {last.session_no}; the rule "
+            f"({rule.source}) needs at least {rule.min_days}", "spacing_override_reason",
+            protocol=state.protocol.label))
+    return SpacingDecision(rule, gap)
 
 
 def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
@@ -154,25 +395,9 @@ def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
 
 
 def blocked_by(state: CourseState, *, erased: bool) -> list[str]:
-    """The codes a `give_session` now would meet for reasons of state, sorted."""
-    if state.closed:
-        return sorted(["COURSE_CLOSED"] + (["PATIENT_ERASED"] if erased else []))
-    codes: list[str] = []
-    if erased:
-        codes.append("PATIENT_ERASED")
-    if state.status == "paused":
-        codes.append("COURSE_PAUSED")
-    if state.consultation_at is None:
-        codes.append("NO_CONSULTATION")
-    elif state.consent is False:
-        codes.append("NO_CONSENT")
-    if [code for code in state.absolute if code not in state.overrides]:
-        codes.append("CONTRAINDICATED")
-    if state.pending_reviews():
-        codes.append("REACTION_UNREVIEWED")
-    if not state.in_maintenance and state.next_session_no > state.planned_sessions:
-        codes.append("PLAN_EXCEEDED")
-    return sorted(codes)
+    """The codes a `give_session` now would meet for reasons of state, sorted (CONTRACT
+    section 5): the codes of `session_refusals`."""
+    return sorted(str(refusal.code) for refusal in session_refusals(state, erased=erased))
 
 
 def judge_session(session: GivenSession) -> list[tuple[str, dict[str, Any]]]:

@@ -23,10 +23,10 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
-from coursebook.domain.bookkeeping import ClinicSettings
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.domain.store_records import ClinicSettings
 from coursebook.projections.calendar import course_topics
 from coursebook.projections.view_projection import EventSource, Row, ViewProjection, Write
 

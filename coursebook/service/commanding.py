@@ -20,7 +20,6 @@ from eventsourcing.persistence import (
     OperationalError,
 )
 
-from coursebook.domain.bookkeeping import CommandReceipt, body_digest
 from coursebook.domain.commands import (
     COMMANDS,
     ParsedCommand,
@@ -38,6 +37,7 @@ from coursebook.domain.ids import (
 )
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.domain.store_records import CommandReceipt, body_digest
 from coursebook.domain.values import Product
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.logs import get_logger

@@ -37,7 +37,6 @@ from coursebook.adapters.storage.snapshots import (
 )
 from coursebook.adapters.storage.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
-from coursebook.domain.bookkeeping import ClinicSettings
 from coursebook.domain.commands import (
     invalid,
 )
@@ -47,6 +46,7 @@ from coursebook.domain.ids import (
 )
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.protocols import Catalogue, default_catalogue
+from coursebook.domain.store_records import ClinicSettings
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.service.freshness import CacheFreshness
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import attrs
 
-from coursebook.domain.bookkeeping import ClinicSettings, CommandReceipt
+from coursebook.domain.store_records import ClinicSettings, CommandReceipt
 from coursebook.service import read_models
 from coursebook.service.application import Coursebook
 

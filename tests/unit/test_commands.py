@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from coursebook.domain.bookkeeping import body_digest
 from coursebook.domain.commands import (
     COMMANDS,
     canonical_body,
     parse_command,
     read_command_id,
 )
+from coursebook.domain.store_records import body_digest
 from coursebook.errors import Code, Rejected
 from tests.builders import PATIENT, product, screening
 

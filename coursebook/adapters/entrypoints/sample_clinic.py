@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from coursebook.domain.protocols import INDICATIONS, Catalogue
+from coursebook.domain.rules import SCREENING_FLAGS, spacing_rule_for
 from coursebook.domain.values import Protocol, SpacingRule
 
 __all__ = ["DEMO_SEED", "DEMO_ZONE", "FEATURED_COURSE", "ClinicScript", "Step"]
@@ -74,8 +75,6 @@ SCREENING_NOTES = ("Demo note: previous filler treatment, no complications",
 FLAG_MEDICATIONS = {"anticoagulants": "apixaban 5 mg", "diabetes": "metformin 500 mg",
                     "heart_condition": "bisoprolol 2.5 mg",
                     "autoimmune_disease": "hydroxychloroquine 200 mg"}
-FLAGS = ("pregnant", "breastfeeding", "active_infection_at_site", "bleeding_disorder",
-         "anticoagulants", "autoimmune_disease", "diabetes", "heart_condition")
 
 
 @attrs.frozen
@@ -143,14 +142,9 @@ class CourseScript:
         return at
 
     def rule(self, session_no: int) -> SpacingRule:
-        if self.maintenance:
-            if self.adjusted is not None and self.adjusted_in_maintenance:
-                return self.adjusted
-            if self.protocol.maintenance is not None:
-                return self.protocol.maintenance
-        if self.adjusted is not None:
-            return self.adjusted
-        return self.protocol.rule_for(session_no)
+        return spacing_rule_for(self.protocol, session_no, in_maintenance=self.maintenance,
+                                adjusted=self.adjusted,
+                                adjusted_in_maintenance=self.adjusted_in_maintenance)
 
     @property
     def next_no(self) -> int:
@@ -179,9 +173,9 @@ class CourseScript:
                 flags: Iterable[str] = (), allergies: Iterable[str] = (),
                 notes: bool = False) -> None:
         on = set(flags)
-        screening: dict[str, Any] = {flag: flag in on for flag in FLAGS}
+        screening: dict[str, Any] = {flag: flag in on for flag in SCREENING_FLAGS}
         screening["allergies"] = list(allergies)
-        screening["medications"] = [FLAG_MEDICATIONS[f] for f in FLAGS
+        screening["medications"] = [FLAG_MEDICATIONS[f] for f in SCREENING_FLAGS
                                     if f in on and f in FLAG_MEDICATIONS]
         if notes:
             screening["notes"] = self.script.rng.choice(SCREENING_NOTES)

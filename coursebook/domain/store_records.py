@@ -1,8 +1,11 @@
-"""Aggregates that keep the engine's own facts: command receipts and the clinic settings.
+"""Records the store keeps about itself: command receipts and the clinic settings.
 
 A `CommandReceipt` is saved in the same transaction as the events its command produced,
 so "this command_id was applied" and the events themselves can never disagree, even when
 two processes send the same command at once (the second insert fails on its version).
+
+This module was `coursebook/domain/bookkeeping.py`, and stores hold that path in their
+topics: see `LEGACY_TOPICS` at the end.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
 
 from coursebook.domain.ids import CLINIC_ID, command_uuid
 
-__all__ = ["ClinicSettings", "CommandReceipt", "body_digest"]
+__all__ = ["LEGACY_TOPICS", "ClinicSettings", "CommandReceipt", "body_digest"]
+
+_OLD_MODULE = "coursebook.domain.bookkeeping"
 
 
 def body_digest(canonical: Any, key: bytes | None = None) -> str:
@@ -33,6 +39,7 @@ def body_digest(canonical: Any, key: bytes | None = None) -> str:
 
 class CommandReceipt(Aggregate):
     class Accepted(Aggregate.Created):
+        TOPIC = f"{_OLD_MODULE}:CommandReceipt.Accepted"  # the stored topic: see below
         command_id: str
         command: str
         digest: str
@@ -60,6 +67,7 @@ class CommandReceipt(Aggregate):
 
 class ClinicSettings(Aggregate):
     class Configured(Aggregate.Created):
+        TOPIC = f"{_OLD_MODULE}:ClinicSettings.Configured"  # the stored topic: see below
         timezone: str
 
         def apply(self, aggregate: Any) -> None:
@@ -72,3 +80,23 @@ class ClinicSettings(Aggregate):
     def configure(cls, *, recorded_at: dt.datetime, timezone: str) -> ClinicSettings:
         return cls._create(cls.Configured, id=CLINIC_ID, timestamp=recorded_at,
                            timezone=timezone)
+
+
+# The topics of this module's classes as stores written before the move hold them.
+#
+# The event classes keep their old topic as `TOPIC` (eventsourcing's `construct_topic`
+# prefers it), so the `topic` of every stored receipt and settings event stays the same
+# whichever version wrote it: the views select events by that column (the audit view
+# reads `ClinicSettings.Configured`), and a store must not hold two names for one event.
+# The aggregate classes are only ever resolved from a topic (the `originator_topic` in a
+# stored event's body, the `topic` in a snapshot's body), never selected by it: they take
+# their new module's topic from now on, and their old topics are registered here so that
+# what is already stored still resolves. Every topic ever stored stays here.
+LEGACY_TOPICS: dict[str, type] = {
+    f"{_OLD_MODULE}:CommandReceipt": CommandReceipt,
+    f"{_OLD_MODULE}:CommandReceipt.Accepted": CommandReceipt.Accepted,
+    f"{_OLD_MODULE}:ClinicSettings": ClinicSettings,
+    f"{_OLD_MODULE}:ClinicSettings.Configured": ClinicSettings.Configured,
+}
+for _topic, _cls in LEGACY_TOPICS.items():
+    register_topic(_topic, _cls)
