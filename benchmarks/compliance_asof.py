@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from benchmarks.clinic import END, ZONE, clinic_commands
-from coursebook.adapters.storage.integrity import SealingMapper
+from coursebook.adapters.storage.integrity import TaggingMapper
 from coursebook.adapters.storage.report_reads import PAGE_SIZE, report_mapper
 from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
@@ -92,7 +92,7 @@ def breakdown(app: Any, repeat: int) -> None:
             start = page[-1].id + 1
 
     notifications = pages()
-    bodies = [SealingMapper.untagged(n.state) for n in notifications]
+    bodies = [TaggingMapper.untagged(n.state) for n in notifications]
     mapper = report_mapper(app.mapper)
     timed("    the library's recorder: rows to Notifications", repeat,
           lambda: without_gc(pages))

@@ -226,11 +226,11 @@ def catch_up_per_event(app: Application[Any], view_env: dict[str, str],
 def read_and_decode(target: str, *, postgres_table: str = "coursebook_events",
                     page_size: int = 5000) -> Iterator[int]:
     """Reads every stored event in order and decodes its body with orjson; yields the
-    count of each page read. Coursebook's stored bodies end with the sealing mapper's
+    count of each page read. Coursebook's stored bodies end with the tagging mapper's
     HMAC tag, which is taken off first, as the views do."""
-    from coursebook.adapters.storage.integrity import SealingMapper
+    from coursebook.adapters.storage.integrity import TaggingMapper
 
-    untagged = SealingMapper.untagged
+    untagged = TaggingMapper.untagged
 
     def loads(state: bytes) -> Any:
         return orjson.loads(untagged(state))

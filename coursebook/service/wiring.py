@@ -1,5 +1,5 @@
 """The application's wiring: the eventsourcing `Application` with coursebook's storage
-(sealing mapper, per-patient encryption, snapshots), its clock, keys and clinic zone.
+(tagging mapper, per-patient encryption, snapshots), its clock, keys and clinic zone.
 
 The service's other parts (commanding, batches, command methods, queries) build on it;
 `Coursebook` in `application.py` puts them together.
@@ -21,7 +21,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from coursebook.adapters.storage.integrity import SealChain, SealingMapper, seal_table_for
+from coursebook.adapters.storage.integrity import SealChain, TaggingMapper, seal_table_for
 from coursebook.adapters.storage.keys import (
     MASTER_KEY_ENV,
     Keyring,
@@ -95,7 +95,7 @@ class Wiring(Application[UUID]):
         return self.keyring.master.integrity
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return SealingMapper(self.construct_transcoder(), compressor=self.factory.compressor(),
+        return TaggingMapper(self.construct_transcoder(), compressor=self.factory.compressor(),
                              cipher=self.factory.cipher(), key=self.integrity_key)
 
     def on_close(self, callback: Callable[[], None]) -> None:

@@ -325,7 +325,7 @@ def test_the_live_report_at_any_moment_equals_the_replay_as_of_and_known_at_that
 
 
 def assert_sealed_read_folds_as_the_full_read(app: Coursebook) -> None:
-    """The report reads personal data sealed (`SealedPersonal`); the courses it folds
+    """The report reads personal data encrypted (`EncryptedPersonal`); the courses it folds
     equal those folded from the application's own fully decoded events."""
     report = app.compliance_report()
     notifications = app.recorder.select_notifications(1, 100_000, topics=report_topics())

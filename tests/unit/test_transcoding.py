@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from coursebook.adapters.storage.keys import Keyring, MasterKey
 from coursebook.adapters.storage.transcoding import (
+    EncryptedPersonal,
     Interned,
     OrjsonTranscoder,
-    SealedPersonal,
     default_transcodings,
     deferring_personal,
 )
@@ -125,7 +125,7 @@ def test_deferred_personal_data_is_opened_only_when_read() -> None:
     ours, _ = transcoders(keyring)
     stored = ours.encode({"patient": Personal("P-7", {"name": "Ada Okafor"})})
     sealed = deferring_personal(ours).decode(stored)["patient"]
-    assert isinstance(sealed, SealedPersonal)
+    assert isinstance(sealed, EncryptedPersonal)
     assert keyring.decrypted == 0
     assert "Ada" not in repr(sealed)
     assert "P-7" in repr(sealed)

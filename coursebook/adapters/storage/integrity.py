@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-__all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "SealingMapper", "catch_up", "event_tag",
+__all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "TaggingMapper", "catch_up", "event_tag",
            "seal_table_for", "verify_store"]
 
 SEAL_TABLE = "seal_chain"
@@ -69,7 +69,7 @@ def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: s
     return mac.digest()
 
 
-class SealingMapper(Mapper[UUID]):
+class TaggingMapper(Mapper[UUID]):
     """The library's mapper, plus a tag on every stored event (stripped when read)."""
 
     def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None,
@@ -92,9 +92,9 @@ class SealingMapper(Mapper[UUID]):
             stored_event.originator_id, stored_event.originator_version,
             stored_event.topic, stored_event.state[:-TAG_LEN])))
 
-    def reading_with(self, transcoder: Transcoder) -> SealingMapper:
+    def reading_with(self, transcoder: Transcoder) -> TaggingMapper:
         """This mapper with another transcoder (same compressor, cipher and key)."""
-        return SealingMapper(transcoder, compressor=self.compressor, cipher=self.cipher,
+        return TaggingMapper(transcoder, compressor=self.compressor, cipher=self.cipher,
                              key=self.key)
 
     @staticmethod

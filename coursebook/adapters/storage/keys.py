@@ -253,7 +253,7 @@ class Keyring:
         self._cache.clear()
         stored = table.get(_CHECK_ID)
         if stored is None:  # a new store: remember which master key it belongs to
-            probe = self._seal(_CHECK_ID, secrets.token_bytes(32) + _CHECK_TEXT)
+            probe = self._wrap_key(_CHECK_ID, secrets.token_bytes(32) + _CHECK_TEXT)
             stored = table.put_if_absent(_CHECK_ID, probe)
         try:
             plain = self._open(_CHECK_ID, stored)
@@ -267,7 +267,7 @@ class Keyring:
     def key_id(patient_ref: str) -> str:
         return patient_uuid(patient_ref).hex
 
-    def _seal(self, key_id: str, plain: bytes) -> bytes:
+    def _wrap_key(self, key_id: str, plain: bytes) -> bytes:
         nonce = secrets.token_bytes(_NONCE)
         return nonce + self._wrap.encrypt(nonce, plain, key_id.encode())
 
@@ -283,7 +283,7 @@ class Keyring:
         wrapped = self._table.get(key_id)
         if wrapped is None and create:
             wrapped = self._table.put_if_absent(key_id,
-                                                self._seal(key_id, AESGCM.generate_key(256)))
+                                                self._wrap_key(key_id, AESGCM.generate_key(256)))
         if wrapped is None:
             return None
         try:
@@ -316,13 +316,13 @@ class Keyring:
         nonce = secrets.token_bytes(_NONCE)
         return nonce + key.encrypt(nonce, plain, patient_ref.encode())
 
-    def decrypt(self, patient_ref: str, sealed: bytes) -> bytes | None:
+    def decrypt(self, patient_ref: str, ciphertext: bytes) -> bytes | None:
         """The plaintext, or None when the patient's key was shredded."""
         key = self.data_key(patient_ref, create=False)
         if key is None:
             return None
         with contextlib.suppress(InvalidTag):
-            return key.decrypt(sealed[:_NONCE], sealed[_NONCE:], patient_ref.encode())
+            return key.decrypt(ciphertext[:_NONCE], ciphertext[_NONCE:], patient_ref.encode())
         return None
 
 

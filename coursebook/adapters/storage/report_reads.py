@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from coursebook.adapters.storage.integrity import SealingMapper
+from coursebook.adapters.storage.integrity import TaggingMapper
 from coursebook.adapters.storage.transcoding import deferring_personal
 
 __all__ = ["PAGE_SIZE", "read_report_events", "report_mapper"]
@@ -17,8 +17,8 @@ PAGE_SIZE = 2000
 
 def report_mapper(mapper: Any) -> Any:
     """The application's mapper, except that personal data stays encrypted until read
-    (`SealedPersonal`; anything that does read it gets it opened, or erased)."""
-    if isinstance(mapper, SealingMapper):
+    (`EncryptedPersonal`; anything that does read it gets it opened, or erased)."""
+    if isinstance(mapper, TaggingMapper):
         return mapper.reading_with(deferring_personal(mapper.transcoder))
     return mapper  # pragma: no cover - the application always tags its events
 

@@ -3,7 +3,7 @@
 The library takes a snapshot of a `TreatmentCourse` every `SNAPSHOT_INTERVAL` versions
 (`Application.snapshotting_intervals`) and stores it through the application's mapper:
 its personal data is encrypted under the patient's own key by the same transcoding as in
-events (shredding covers snapshots too), and the `SealingMapper` tags it with the
+events (shredding covers snapshots too), and the `TaggingMapper` tags it with the
 integrity key. The snapshot table is not part of the event log, so `verify` never walks
 it; instead every snapshot is checked when read: one whose tag does not match, or whose
 shape is not this code's `CourseState`, is ignored, and the state is folded from events.
@@ -209,7 +209,7 @@ class SnapshotStore(EventStore[UUID]):
     def intact(self, stored: StoredEvent) -> bool:
         """Whether the stored snapshot's tag matches its content."""
         state = bytes(stored.state)
-        key: bytes = getattr(self.mapper, "key")  # noqa: B009 (the SealingMapper's)
+        key: bytes = getattr(self.mapper, "key")  # noqa: B009 (the TaggingMapper's)
         return len(state) > TAG_LEN and hmac.compare_digest(
             state[-TAG_LEN:], event_tag(key, stored.originator_id,
                                         stored.originator_version, stored.topic,

@@ -23,7 +23,7 @@ from uuid import UUID
 import orjson
 
 from coursebook.adapters.storage.bulk_reads import select_rows
-from coursebook.adapters.storage.integrity import TAG_LEN, SealingMapper
+from coursebook.adapters.storage.integrity import TAG_LEN, TaggingMapper
 from coursebook.adapters.storage.snapshots import (
     SNAPSHOT_INTERVAL,
     snapshot_segment,
@@ -201,7 +201,7 @@ def _selector(app: Any, as_of: dt.datetime | None,
     if as_of is None and known_at is None:
         return None
     mapper = app.mapper
-    if not isinstance(mapper, SealingMapper) or mapper.cipher or mapper.compressor:
+    if not isinstance(mapper, TaggingMapper) or mapper.cipher or mapper.compressor:
         def decoded(row: Any) -> str:
             event = mapper.to_domain_event(row)
             if known_at is not None and event.timestamp > known_at:

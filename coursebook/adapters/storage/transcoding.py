@@ -22,8 +22,15 @@ from coursebook.domain.values import Personal, Phase, Product, Protocol, Spacing
 if TYPE_CHECKING:
     from coursebook.adapters.storage.keys import Keyring
 
-__all__ = ["Interned", "OrjsonTranscoder", "PersonalEncrypted", "PersonalInClear",
-           "SealedPersonal", "default_transcodings", "deferring_personal"]
+__all__ = [
+    "EncryptedPersonal",
+    "Interned",
+    "OrjsonTranscoder",
+    "PersonalEncrypted",
+    "PersonalInClear",
+    "default_transcodings",
+    "deferring_personal",
+]
 
 _TYPE, _DATA = "_type_", "_data_"
 
@@ -275,31 +282,31 @@ class PersonalEncrypted(Transcoding):
     def encode(self, obj: Personal) -> dict[str, Any]:
         if obj.data is None:
             return {"patient_ref": obj.patient_ref, "data": None}
-        sealed = self.keyring.encrypt(obj.patient_ref, orjson.dumps(obj.data))
+        ciphertext = self.keyring.encrypt(obj.patient_ref, orjson.dumps(obj.data))
         return {"patient_ref": obj.patient_ref,
-                "sealed": base64.b64encode(sealed).decode("ascii")}
+                "sealed": base64.b64encode(ciphertext).decode("ascii")}  # stored name
 
     def decode(self, data: dict[str, Any]) -> Personal:
         patient_ref = data["patient_ref"]
-        sealed = data.get("sealed")
-        if sealed is None:
+        ciphertext = data.get("sealed")
+        if ciphertext is None:
             return Personal(patient_ref, data.get("data"))
-        return Personal(patient_ref, _open(self.keyring, patient_ref, sealed))
+        return Personal(patient_ref, _open(self.keyring, patient_ref, ciphertext))
 
-    def decode_deferred(self, data: dict[str, Any]) -> Personal | SealedPersonal:
-        """As `decode`, but sealed data stays sealed until someone reads it."""
-        sealed = data.get("sealed")
-        if sealed is None:
+    def decode_deferred(self, data: dict[str, Any]) -> Personal | EncryptedPersonal:
+        """As `decode`, but encrypted data stays encrypted until someone reads it."""
+        ciphertext = data.get("sealed")
+        if ciphertext is None:
             return self.decode(data)
-        return SealedPersonal(data["patient_ref"], sealed, self.keyring)
+        return EncryptedPersonal(data["patient_ref"], ciphertext, self.keyring)
 
 
-def _open(keyring: Keyring, patient_ref: str, sealed: str) -> Any:
-    plain = keyring.decrypt(patient_ref, base64.b64decode(sealed))
+def _open(keyring: Keyring, patient_ref: str, ciphertext: str) -> Any:
+    plain = keyring.decrypt(patient_ref, base64.b64decode(ciphertext))
     return None if plain is None else orjson.loads(plain)
 
 
-class SealedPersonal:
+class EncryptedPersonal:
     """Personal data read from the store but not opened yet: the patient's key is fetched
     and the ciphertext decrypted (its AES-GCM tag checked) the first time `data` is read.
 
@@ -307,18 +314,18 @@ class SealedPersonal:
     thousands of courses then neither looks up every patient's key nor decrypts every
     screening. Equal to the `Personal` it opens to; its repr shows no personal data."""
 
-    __slots__ = ("_keyring", "_opened", "_sealed", "patient_ref")
+    __slots__ = ("_ciphertext", "_keyring", "_opened", "patient_ref")
 
-    def __init__(self, patient_ref: str, sealed: str, keyring: Keyring) -> None:
+    def __init__(self, patient_ref: str, ciphertext: str, keyring: Keyring) -> None:
         self.patient_ref = patient_ref
-        self._sealed = sealed
+        self._ciphertext = ciphertext
         self._keyring = keyring
         self._opened: Personal | None = None
 
     def opened(self) -> Personal:
         if self._opened is None:
             self._opened = Personal(self.patient_ref,
-                                    _open(self._keyring, self.patient_ref, self._sealed))
+                                    _open(self._keyring, self.patient_ref, self._ciphertext))
         return self._opened
 
     @property
@@ -334,7 +341,7 @@ class SealedPersonal:
         return self.opened().get(key, default)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, SealedPersonal):
+        if isinstance(other, EncryptedPersonal):
             return self.opened() == other.opened()
         if isinstance(other, Personal):
             return self.opened() == other
@@ -343,12 +350,12 @@ class SealedPersonal:
     __hash__ = None  # type: ignore[assignment]  # as Personal: its data is a dict
 
     def __repr__(self) -> str:
-        return f"SealedPersonal(patient_ref={self.patient_ref!r})"
+        return f"EncryptedPersonal(patient_ref={self.patient_ref!r})"
 
 
 def deferring_personal(transcoder: Transcoder) -> Transcoder:
     """A transcoder reading as `transcoder` does, except that encrypted personal data
-    stays sealed until read (`SealedPersonal`); `transcoder` itself when it has no such
+    stays encrypted until read (`EncryptedPersonal`); `transcoder` itself when it has no such
     data. Encoding is unchanged."""
     if not isinstance(transcoder, OrjsonTranscoder):
         return transcoder

@@ -249,7 +249,7 @@ def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
     registered types stay in their stored form `{"_type_": ..., "_data_": ...}`."""
     mapper: Any = app.mapper
     cipher, compressor = mapper.cipher, mapper.compressor
-    # A mapper that appends bytes of its own (the sealing mapper's tag) says how to
+    # A mapper that appends bytes of its own (the tagging mapper's tag) says how to
     # take them off.
     untagged: Callable[[bytes], bytes] | None = getattr(mapper, "untagged", None)
     if cipher is None and compressor is None and untagged is None:
@@ -269,7 +269,7 @@ def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
 
 
 def raw_json(app: Application[Any]) -> Callable[[bytes], bytes] | None:
-    """Stored event state to the JSON document the transcoder wrote (the sealing mapper's
+    """Stored event state to the JSON document the transcoder wrote (the tagging mapper's
     tag taken off), or None when a cipher or compressor stands between the two."""
     mapper: Any = app.mapper
     if mapper.cipher is not None or mapper.compressor is not None:
