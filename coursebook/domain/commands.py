@@ -372,7 +372,7 @@ SCREENING = {
 }
 
 COMMON = {
-    "command": F(text(), doc="The command's name (the headings below)."),
+    "command": F(text(), doc="The command's name."),
     "command_id": F(COMMAND_KEY, doc="Your key for this command. Sent again with the same "
                                      "body it is a duplicate (nothing more is recorded); "
                                      "with another body, once applied, it is "
