@@ -1,4 +1,4 @@
-"""The application service: one method per command of the contract, plus queries.
+"""The application service: one method per command (docs/reference.md), plus queries.
 
 `Coursebook` is an eventsourcing `Application`. Every accepted command saves its events and
 a `CommandReceipt` in one transaction, so idempotency is atomic with the change itself.
@@ -542,7 +542,7 @@ class Coursebook(Application[UUID]):
         if self._freshness is not None:
             self._freshness.forget_all()
 
-    # -- one method per command (same names and fields as the contract) ----------------
+    # -- one method per command (same names and fields as docs/reference.md) -----------
     def _call(self, command: str, fields: dict[str, Any]) -> Outcome:
         body: dict[str, Any] = {"command": command}
         for key, value in fields.items():
@@ -671,7 +671,7 @@ class Coursebook(Application[UUID]):
     def get_course(self, course_id: str, *, version: int | None = None,
                    as_of: dt.datetime | None = None,
                    known_at: dt.datetime | None = None) -> dict[str, Any]:
-        """A course's state (CONTRACT section 5), now or at any moment (section 6)."""
+        """A course's state (docs/reference.md, "Course"), now or at any past moment."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
         state, stored = fold_course(self, course_uuid(course_id), version=version,
@@ -811,7 +811,8 @@ Coursebook.snapshotting_projectors = {TreatmentCourse: _project}
 def select_events(events: Iterable[Any], *, version: int | None = None,
                   as_of: dt.datetime | None = None,
                   known_at: dt.datetime | None = None) -> list[Any]:
-    """The events a time-travel question sees, in recording order (CONTRACT section 6)."""
+    """The events a time-travel question sees, in recording order: the first `version`,
+    of those the ones whose `at` <= `as_of`, of those the ones recorded by `known_at`."""
     selected = list(events)
     if version is not None:
         selected = selected[:version]

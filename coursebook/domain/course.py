@@ -182,7 +182,7 @@ class TreatmentCourse(Aggregate):
 
     def _guard(self, ctx: Context, act: str, *, fact: bool = False, closed_ok: bool = False,
                paused_blocks: bool = False) -> None:
-        """The checks every course command meets, in the contract's order."""
+        """The checks every course command meets, in the order of docs/reference.md, section 6."""
         if fact and ctx.at > ctx.now + rules.FUTURE_FACT_TOLERANCE:
             raise Rejected(Code.FUTURE_FACT, "at: a fact cannot lie in the future", "at")
         if ctx.erased:

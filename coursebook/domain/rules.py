@@ -1,4 +1,4 @@
-"""The rules of CONTRACT section 4 as pure functions.
+"""The rules of docs/reference.md (sections 5 to 8) as pure functions.
 
 The aggregate calls them to refuse commands; the projections call them to judge what was
 recorded. Nothing here reads a clock, a store or a global: time and zone come in as data.
@@ -35,7 +35,7 @@ ABSOLUTE = {"pregnant": "PREGNANCY", "breastfeeding": "BREASTFEEDING",
 RELATIVE = {"anticoagulants": "ANTICOAGULANTS", "autoimmune_disease": "AUTOIMMUNE_DISEASE",
             "diabetes": "DIABETES", "heart_condition": "HEART_CONDITION"}
 
-# Which roles may perform which act (CONTRACT section 4).
+# Which roles may perform which act (docs/reference.md, section 5).
 _EVERY_ROLE = frozenset({"physician", "nurse", "aesthetician"})
 PERMISSIONS: dict[str, frozenset[str]] = {
     "consult": frozenset({"physician", "nurse"}),
@@ -131,7 +131,7 @@ def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
 
 
 def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
-    """CONTRACT section 5's next-session window, dates in the clinic zone."""
+    """The next-session window, dates in the clinic zone (docs/reference.md)."""
     if state.status in ("open", "completed", "discontinued"):
         return None
     n = state.next_session_no

@@ -8,7 +8,7 @@
   every query, so no worker is needed (docs/projections.md says why both).
 - `rebuild(app, name=None, progress=None) -> int`: empties the views (or one) and applies
   the whole log again; returns how many events were processed.
-- `calendar(app, start, end)` and `audit(app, course_id)`: the contract's documents,
+- `calendar(app, start, end)` and `audit(app, course_id)`: the documents of docs/reference.md,
   read from the views after a catch-up.
 """
 
@@ -108,14 +108,14 @@ def status(app: Coursebook) -> list[ViewStatus]:
 
 def calendar(app: Coursebook, start: dt.date | None = None,
              end: dt.date | None = None) -> list[dict[str, Any]]:
-    """CONTRACT section 5 `calendar`: the next session of every course to book."""
+    """`calendar`: the next session of every course to book (docs/reference.md: calendar)."""
     runner = runners(app)["calendar"]
     runner.catch_up()
     return cast(CalendarProjection, runner.projection).entries(start, end)
 
 
 def audit(app: Coursebook, course_id: str | None = None) -> list[dict[str, Any]]:
-    """CONTRACT section 5 `audit`: every recorded fact, in recording order."""
+    """`audit`: every recorded fact, in recording order (docs/reference.md, "Audit entry")."""
     runner = runners(app)["audit"]
     runner.catch_up()
     return cast(AuditProjection, runner.projection).entries(course_id)
