@@ -11,7 +11,7 @@ __all__ = ["Code", "CoursebookError", "Rejected", "StoreUnavailable"]
 
 
 class Code(StrEnum):
-    """Rejection codes, in the order CONTRACT section 4 checks them."""
+    """Rejection codes, in the order the rules check them (docs/reference.md, section 6)."""
 
     INVALID = "INVALID"
     UNKNOWN_COMMAND = "UNKNOWN_COMMAND"

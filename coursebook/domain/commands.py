@@ -1,8 +1,16 @@
 """Commands as data: parsing a JSON object into typed fields, or `INVALID` naming the field.
 
-The schema below is CONTRACT section 3. Parsers accept the JSON form (strings for
-timestamps and dates) and, for Python callers, the already-typed form (aware datetimes,
-dates). Unknown fields at any depth are refused, so a typo never silently drops data.
+The tables below are the one declaration of every command: its fields, what each accepts,
+whether it is required, what it means, and who may send the command. The engine checks
+commands against them (`parse_command`); `command_reference` turns the same tables into
+the commands section of `docs/reference.md` and into `docs/commands.schema.json`.
+
+Each field's `Kind` holds the check the engine runs next to the same rule as a JSON
+Schema fragment and in words, made from the same parameters, so the three cannot say
+different things (`tests/unit/test_command_reference.py` checks that the schema and
+the checks agree). Parsers accept the JSON form (strings for timestamps and dates) and,
+for Python callers, the already-typed form (aware datetimes, dates). Unknown fields at
+any depth are refused, so a typo never silently drops data.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from coursebook.domain.protocols import INDICATIONS
 from coursebook.domain.rules import ROLES, SCREENING_FLAGS
 from coursebook.errors import Code, Rejected
 
-__all__ = ["COMMANDS", "FACT_COMMANDS", "ParsedCommand", "canonical_body", "parse_command",
-           "parse_timestamp", "read_command_id"]
+__all__ = ["ABOUT", "BETWEEN", "COMMANDS", "COMMON", "FACT_COMMANDS", "About", "Between", "F",
+           "Kind", "ParsedCommand", "canonical_body", "parse_command", "parse_timestamp",
+           "read_command_id"]
 
 COMMAND_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_ID = 128
 MAX_TEXT = 2000
 MAX_LIST = 50
@@ -40,6 +49,95 @@ FACT_COMMANDS = frozenset({"give_session", "report_reaction", "record_consultati
 Parser = Callable[[Any, str], Any]
 
 
+# -- the same rules as JSON Schema patterns ----------------------------------------------
+BLANKS = ((0x09, 0x0D), (0x1C, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680),
+          (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F),
+          (0x3000, 0x3000))
+"""The characters `str.strip()` removes (Python's whitespace), as ranges: a text made only
+of them is blank. Spelt out so that a schema pattern means the same in every regex
+dialect (`\\s` differs between them)."""
+
+CONTROLS = ((0x00, 0x1F), (0x7F, 0x7F))
+"""Control characters, which ids must not contain."""
+
+_END = r"(?![\s\S])"
+"""The very end of the text (`$` also matches before a final newline in some dialects)."""
+
+
+def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(f"\\u{lo:04x}" if lo == hi else f"\\u{lo:04x}-\\u{hi:04x}"
+                   for lo, hi in ranges)
+
+
+def _text_pattern(min_len: int) -> str:
+    """No NUL, and at least `min_len` characters from the first non-blank to the last."""
+    free, solid = "[^\\u0000]", f"[^{_ranges(((0, 0), *BLANKS))}]"
+    middle = solid if min_len <= 1 else f"{solid}{free}{{{min_len - 2},}}{solid}"
+    return f"^{free}*{middle}{free}*{_END}"
+
+
+def _id_pattern() -> str:
+    """No control character, and at least one character that is not blank."""
+    free = f"[^{_ranges(CONTROLS)}]"
+    solid = f"[^{_ranges((*CONTROLS, *BLANKS))}]"
+    return f"^{free}*{solid}{free}*{_END}"
+
+
+_D2 = "(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+TIMESTAMP_PATTERN = (f"^[0-9]{{4}}-{_D2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                     f"(\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]){_END}")
+DATE_PATTERN = f"^[0-9]{{4}}-{_D2}{_END}"
+
+
+# -- the declaration's building blocks ---------------------------------------------------
+@attrs.frozen
+class Kind:
+    """What a field accepts: `check` (run by the engine on every command), the same rule
+    as a JSON Schema fragment (`schema`) and in words (`words`). An object's fields are
+    in `fields`, a list's items in `items` (the generator assembles their schemas)."""
+
+    check: Parser
+    schema: Mapping[str, Any]
+    words: str
+    fields: Mapping[str, F] | None = None
+    items: Kind | None = None
+
+
+@attrs.frozen
+class F:
+    """One field of a command (or of an object inside one): what it accepts, whether it
+    is required, whether null is a value (an optional field sent as null counts as left
+    out), and what it means (`doc`, shown in the reference)."""
+
+    kind: Kind
+    required: bool = True
+    nullable: bool = False
+    doc: str = ""
+    parse: Parser = attrs.field(init=False, eq=False, repr=False, default=attrs.Factory(
+        lambda self: self.kind.check, takes_self=True))
+    """`kind.check`, kept here for the hot loop of `_parse_fields`."""
+
+
+@attrs.frozen
+class About:
+    """What a command does, and the act (a key of `rules.PERMISSIONS`) its actor must be
+    allowed; None when any non-empty actor may send it (the embedding backend
+    authenticates its staff)."""
+
+    summary: str
+    act: str | None
+
+
+@attrs.frozen
+class Between:
+    """A rule between fields of one command, checked once every field has passed; a JSON
+    Schema cannot state it, so the reference lists it in words (`message`)."""
+
+    field: str
+    message: str
+    holds: Callable[[dict[str, Any]], bool]
+
+
 def invalid(field: str, message: str) -> Rejected:
     return Rejected(Code.INVALID, f"{field}: {message}", field)
 
@@ -48,7 +146,7 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
-def text(min_len: int = 1, max_len: int = MAX_TEXT) -> Parser:
+def text(min_len: int = 1, max_len: int = MAX_TEXT) -> Kind:
     def parse(value: Any, field: str) -> str:
         if not isinstance(value, str):
             raise invalid(field, "must be a string")
@@ -61,7 +159,11 @@ def text(min_len: int = 1, max_len: int = MAX_TEXT) -> Parser:
         if "\x00" in value:
             raise invalid(field, "must not contain NUL characters")
         return value
-    return parse
+    words = (f"text, at most {max_len} characters" if min_len <= 1 else
+             f"text, at least {min_len} characters (spaces at either end not counted), "
+             f"at most {max_len}")
+    return Kind(parse, {"type": "string", "minLength": min_len, "maxLength": max_len,
+                        "pattern": _text_pattern(min_len)}, words)
 
 
 def identifier(value: Any, field: str) -> str:
@@ -74,6 +176,13 @@ def identifier(value: Any, field: str) -> str:
         raise invalid(field, f"must be at most {MAX_ID} characters")
     if _has_control(value):
         raise invalid(field, "must not contain control characters")
+    return value
+
+
+def command_key(value: Any, field: str) -> str:
+    """A `command_id`: the rule `read_command_id` applies before anything else."""
+    if not isinstance(value, str) or not COMMAND_ID.fullmatch(value):
+        raise invalid(field, "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     return value
 
 
@@ -103,7 +212,7 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
 def date(value: Any, field: str) -> dt.date:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    if not isinstance(value, str) or not DATE.fullmatch(value):
+    if not isinstance(value, str) or not DATE_TEXT.fullmatch(value):
         raise invalid(field, "must be a date YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)
@@ -111,7 +220,7 @@ def date(value: Any, field: str) -> dt.date:
         raise invalid(field, "is not a valid calendar date") from None
 
 
-def integer(lo: int | None = None, hi: int | None = None) -> Parser:
+def integer(lo: int | None = None, hi: int | None = None) -> Kind:
     def parse(value: Any, field: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid(field, "must be an integer")
@@ -124,7 +233,15 @@ def integer(lo: int | None = None, hi: int | None = None) -> Parser:
         if hi is not None and value > hi:
             raise invalid(field, f"must be at most {hi}")
         return int(value)
-    return parse
+    schema: dict[str, Any] = {"type": "integer"}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    words = ("integer" if lo is None and hi is None else f"integer, at least {lo}"
+             if hi is None else f"integer, at most {hi}" if lo is None
+             else f"integer from {lo} to {hi}")
+    return Kind(parse, schema, words)
 
 
 def dose(value: Any, field: str) -> float:
@@ -145,15 +262,18 @@ def boolean(value: Any, field: str) -> bool:
     return value
 
 
-def one_of(*choices: str) -> Parser:
+def one_of(*choices: str) -> Kind:
     def parse(value: Any, field: str) -> str:
         if not isinstance(value, str) or value not in choices:
             raise invalid(field, f"must be one of {', '.join(choices)}")
         return value
-    return parse
+    return Kind(parse, {"type": "string", "enum": list(choices)},
+                "one of " + ", ".join(f"`{choice}`" for choice in choices))
 
 
-def list_of(inner: Parser, *, min_items: int = 0, max_items: int = MAX_LIST) -> Parser:
+def list_of(inner: Kind, *, min_items: int = 0, max_items: int = MAX_LIST) -> Kind:
+    check = inner.check
+
     def parse(value: Any, field: str) -> list[Any]:
         if not isinstance(value, list):
             raise invalid(field, "must be a list")
@@ -161,25 +281,35 @@ def list_of(inner: Parser, *, min_items: int = 0, max_items: int = MAX_LIST) -> 
             raise invalid(field, f"needs at least {min_items} item(s)")
         if len(value) > max_items:
             raise invalid(field, f"takes at most {max_items} items")
-        return [inner(item, f"{field}[{i}]") for i, item in enumerate(value)]
-    return parse
+        return [check(item, f"{field}[{i}]") for i, item in enumerate(value)]
+    size = (f"{min_items} to {max_items} items" if min_items else
+            f"at most {max_items} items, may be empty")
+    return Kind(parse, {"type": "array", "minItems": min_items, "maxItems": max_items},
+                f"list ({size}) of {inner.words}", items=inner)
 
 
-@attrs.frozen
-class F:
-    """One field of a schema."""
-
-    parse: Parser
-    required: bool = True
-    nullable: bool = False
-
-
-def obj(schema: Mapping[str, F]) -> Parser:
+def obj(schema: Mapping[str, F]) -> Kind:
     def parse(value: Any, field: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise invalid(field, "must be an object")
         return _parse_fields(value, schema, prefix=f"{field}.")
-    return parse
+    return Kind(parse, {"type": "object"}, "object, fields below", fields=schema)
+
+
+ID = Kind(identifier, {"type": "string", "minLength": 1, "maxLength": MAX_ID,
+                       "pattern": _id_pattern()},
+          f"id: 1 to {MAX_ID} characters, not blank, no control characters")
+COMMAND_KEY = Kind(command_key, {"type": "string", "minLength": 1, "maxLength": MAX_ID,
+                                 "pattern": f"^[A-Za-z0-9._:-]{{1,{MAX_ID}}}{_END}"},
+                   f"1 to {MAX_ID} characters of `A-Z a-z 0-9 . _ : -`")
+TIMESTAMP = Kind(parse_timestamp, {"type": "string", "format": "date-time",
+                                   "pattern": TIMESTAMP_PATTERN},
+                 "timestamp with a UTC offset: `2026-03-04T10:30:00+01:00`, `...Z`")
+DATE = Kind(date, {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+            "date `YYYY-MM-DD`")
+BOOLEAN = Kind(boolean, {"type": "boolean"}, "`true` or `false`")
+DOSE = Kind(dose, {"type": "number", "exclusiveMinimum": 0, "maximum": 20},
+            "number, more than 0 and at most 20")
 
 
 def _parse_fields(raw: Mapping[str, Any], schema: Mapping[str, F],
@@ -205,96 +335,247 @@ def _parse_fields(raw: Mapping[str, Any], schema: Mapping[str, F],
     return parsed
 
 
-PRODUCT = {"name": F(text(max_len=200)), "lot": F(text(max_len=100)), "expires_on": F(date)}
-PATIENT = {"name": F(text(max_len=200)), "birth_date": F(date)}
+# -- the declaration -----------------------------------------------------------------------
+PRODUCT = {
+    "name": F(text(max_len=200), doc="The product's name (checked against the allergies "
+                                     "in force: `ALLERGEN`)."),
+    "lot": F(text(max_len=100), doc="The manufacturer's lot, for traceability."),
+    "expires_on": F(DATE, doc="The lot's expiry date: a lot that expired before the "
+                              "session's local date is `LOT_EXPIRED`."),
+}
+PATIENT = {
+    "name": F(text(max_len=200), doc="The patient's name."),
+    "birth_date": F(DATE, doc="The patient's date of birth."),
+}
+SCREENING_DOCS = {
+    "pregnant": "Pregnant: puts the absolute contraindication `PREGNANCY` in force.",
+    "breastfeeding": "Breastfeeding: absolute, `BREASTFEEDING`.",
+    "active_infection_at_site": "An active infection where the treatment would go: "
+                                "absolute, `ACTIVE_INFECTION`.",
+    "bleeding_disorder": "A bleeding disorder: absolute, `BLEEDING_DISORDER`.",
+    "anticoagulants": "Takes anticoagulants: relative (a caution: bruising risk), "
+                      "`ANTICOAGULANTS`.",
+    "autoimmune_disease": "An autoimmune disease: relative, `AUTOIMMUNE_DISEASE`.",
+    "diabetes": "Diabetes: relative, `DIABETES`.",
+    "heart_condition": "A heart condition: relative, `HEART_CONDITION`.",
+}
 SCREENING = {
-    **{flag: F(boolean) for flag in SCREENING_FLAGS},
-    "allergies": F(list_of(text(max_len=200))),
-    "medications": F(list_of(text(max_len=200))),
-    "notes": F(text(), required=False),
+    **{flag: F(BOOLEAN, doc=SCREENING_DOCS[flag]) for flag in SCREENING_FLAGS},
+    "allergies": F(list_of(text(max_len=200)),
+                   doc="Known allergies, matched against every product's `name` and the "
+                       "`anaesthetic` of each session (`ALLERGEN`)."),
+    "medications": F(list_of(text(max_len=200)), doc="Current medications."),
+    "notes": F(text(), required=False, doc="Free notes of the screening."),
 }
 
 COMMON = {
-    "command": F(text()),
-    "command_id": F(text()),
-    "at": F(parse_timestamp),
-    "actor": F(identifier),
-    "expected_version": F(integer(lo=0), required=False),
+    "command": F(text(), doc="The command's name."),
+    "command_id": F(COMMAND_KEY, doc="Your key for this command. Sent again with the same "
+                                     "body it is a duplicate (nothing more is recorded); "
+                                     "with another body, once applied, it is "
+                                     "`CONFLICTING_DUPLICATE`."),
+    "at": F(TIMESTAMP, doc="When the act happened in the clinic (valid time)."),
+    "actor": F(ID, doc="Who performs or decides the act: a registered practitioner for "
+                       "clinical acts (see \"who may\"), any id of your staff otherwise."),
+    "expected_version": F(integer(lo=0), required=False,
+                          doc="The version of the record you last saw (the course; the "
+                              "practitioner for `register_practitioner` and "
+                              "`renew_license`; the patient for `erase_patient`), 0 for "
+                              "one that does not exist yet; any other version is "
+                              "`CONFLICT`."),
 }
-OVERRIDE_REASON = F(text(min_len=10), required=False)
+COURSE = F(ID, doc="The course (`NOT_FOUND` if there is none).")
+SESSION_NO = integer(lo=1, hi=1000)
+OVERRIDE_REASON = F(text(min_len=10), required=False,
+                    doc="Why the session may come sooner than the spacing rule's "
+                        "`min_days`: without it, a session too soon is `TOO_SOON`.")
+NEXT_SESSION_NO = F(SESSION_NO, required=False,
+                    doc="The session's number: only the next one is allowed (`INVALID` "
+                        "otherwise), and it is the default.")
+LICENSE_NUMBER = F(text(max_len=100), doc="The licence's number.")
+LICENSE_EXPIRES_ON = F(DATE, doc="The licence's last valid day (inclusive), in the "
+                                 "clinic's zone.")
 
 COMMANDS: dict[str, dict[str, F]] = {
     "register_practitioner": {
-        "practitioner_id": F(identifier), "name": F(text(max_len=200)),
-        "role": F(one_of(*ROLES)), "license_number": F(text(max_len=100)),
-        "license_expires_on": F(date),
+        "practitioner_id": F(ID, doc="The practitioner's id, chosen by you "
+                                     "(`ALREADY_EXISTS` if in use): the `actor` of their "
+                                     "acts."),
+        "name": F(text(max_len=200), doc="The practitioner's name."),
+        "role": F(one_of(*ROLES), doc="Decides what the practitioner may do (see \"who "
+                                      "may\")."),
+        "license_number": LICENSE_NUMBER,
+        "license_expires_on": LICENSE_EXPIRES_ON,
     },
     "renew_license": {
-        "practitioner_id": F(identifier), "license_number": F(text(max_len=100)),
-        "license_expires_on": F(date),
+        "practitioner_id": F(ID, doc="A registered practitioner (`NOT_FOUND` otherwise)."),
+        "license_number": LICENSE_NUMBER,
+        "license_expires_on": LICENSE_EXPIRES_ON,
     },
     "open_course": {
-        "course_id": F(identifier), "patient_ref": F(identifier),
-        "indication": F(one_of(*INDICATIONS)),
-        "planned_sessions": F(integer(lo=1, hi=1000), required=False),
-        "patient": F(obj(PATIENT), required=False),
+        "course_id": F(ID, doc="The course's id, chosen by you (`ALREADY_EXISTS` if in "
+                               "use)."),
+        "patient_ref": F(ID, doc="Your pseudonymous reference of the patient: never a "
+                                 "name. An erased one cannot be used again "
+                                 "(`PATIENT_ERASED`)."),
+        "indication": F(one_of(*INDICATIONS), doc="What the course treats: it selects the "
+                                                  "protocol, which the course keeps for "
+                                                  "life."),
+        "planned_sessions": F(integer(lo=1, hi=1000), required=False,
+                              doc="Sessions planned. Default and allowed range come from "
+                                  "the protocol (default protocols: 3 to 10); outside "
+                                  "the range is `INVALID`."),
+        "patient": F(obj(PATIENT), required=False,
+                     doc="The patient's personal data: stored encrypted, shown by `course "
+                         "show`, and erased with the patient."),
     },
     "record_consultation": {
-        "course_id": F(identifier), "consent": F(boolean), "screening": F(obj(SCREENING)),
+        "course_id": COURSE,
+        "consent": F(BOOLEAN, doc="Whether the patient consents: `false` refuses every "
+                                  "session (`NO_CONSENT`) until a later consultation "
+                                  "with consent."),
+        "screening": F(obj(SCREENING),
+                       doc="The health screening. Every answer is required: unknown is "
+                           "not \"no\". Personal data: stored encrypted."),
     },
     "override_contraindication": {
-        "course_id": F(identifier), "code": F(text(max_len=64)),
-        "justification": F(text(min_len=20)),
+        "course_id": COURSE,
+        "code": F(text(max_len=64), doc="An absolute contraindication in force and not yet "
+                                        "overridden (`INVALID` otherwise)."),
+        "justification": F(text(min_len=20), doc="Why the benefit outweighs the risk."),
     },
     "schedule_session": {
-        "course_id": F(identifier), "planned_at": F(parse_timestamp),
-        "session_no": F(integer(lo=1, hi=1000), required=False),
-        "practitioner_id": F(identifier, required=False),
+        "course_id": COURSE,
+        "planned_at": F(TIMESTAMP, doc="When the session is booked for; spacing is "
+                                       "checked on its local date."),
+        "session_no": NEXT_SESSION_NO,
+        "practitioner_id": F(ID, required=False,
+                             doc="Who is booked to give it: a registered practitioner "
+                                 "(`NOT_FOUND` otherwise)."),
         "spacing_override_reason": OVERRIDE_REASON,
     },
     "reschedule_session": {
-        "course_id": F(identifier), "session_no": F(integer(lo=1, hi=1000)),
-        "planned_at": F(parse_timestamp), "reason": F(text()),
+        "course_id": COURSE,
+        "session_no": F(SESSION_NO, doc="The session booked (`NOT_FOUND` otherwise)."),
+        "planned_at": F(TIMESTAMP, doc="The new time; spacing is checked on its local "
+                                       "date."),
+        "reason": F(text(), doc="Why the booking moves."),
         "spacing_override_reason": OVERRIDE_REASON,
     },
     "cancel_session": {
-        "course_id": F(identifier), "session_no": F(integer(lo=1, hi=1000)),
-        "reason": F(text()),
+        "course_id": COURSE,
+        "session_no": F(SESSION_NO, doc="The session booked (`NOT_FOUND` otherwise)."),
+        "reason": F(text(), doc="Why the booking is cancelled."),
     },
     "give_session": {
-        "course_id": F(identifier),
-        "session_no": F(integer(lo=1, hi=1000), required=False),
-        "products": F(list_of(obj(PRODUCT), min_items=1)),
-        "areas": F(list_of(text(max_len=100), min_items=1)),
-        "dose_ml": F(dose),
-        "anaesthetic": F(text(max_len=200), nullable=True),
+        "course_id": COURSE,
+        "session_no": NEXT_SESSION_NO,
+        "products": F(list_of(obj(PRODUCT), min_items=1),
+                      doc="Every product injected, with its lot."),
+        "areas": F(list_of(text(max_len=100), min_items=1), doc="The areas treated."),
+        "dose_ml": F(DOSE, doc="The volume injected, in millilitres."),
+        "anaesthetic": F(text(max_len=200), nullable=True,
+                         doc="The local anaesthetic used, or null for none (checked "
+                             "against the allergies in force: `ALLERGEN`)."),
         "spacing_override_reason": OVERRIDE_REASON,
     },
     "report_reaction": {
-        "course_id": F(identifier), "session_no": F(integer(lo=1, hi=1000)),
-        "kind": F(one_of(*REACTION_KINDS)), "severity": F(integer(lo=1, hi=5)),
-        "notes": F(text(), required=False),
+        "course_id": COURSE,
+        "session_no": F(SESSION_NO, doc="The session reacted to: a given one (`NOT_FOUND` "
+                                        "otherwise)."),
+        "kind": F(one_of(*REACTION_KINDS), doc="What was observed."),
+        "severity": F(integer(lo=1, hi=5), doc="1 mild, 2 moderate, 3 severe, "
+                                               "4 life-threatening, 5 fatal. From 3 on, "
+                                               "a physician must review it before the "
+                                               "next session."),
+        "notes": F(text(), required=False, doc="Free notes (personal data)."),
     },
     "review_reaction": {
-        "course_id": F(identifier), "session_no": F(integer(lo=1, hi=1000)),
-        "decision": F(one_of("continue", "discontinue")),
-        "notes": F(text(), required=False),
+        "course_id": COURSE,
+        "session_no": F(SESSION_NO, doc="A session with a reaction of severity 3 or more "
+                                        "awaiting review (`NOT_FOUND` otherwise)."),
+        "decision": F(one_of("continue", "discontinue"),
+                      doc="`continue`, or `discontinue`: the course is then "
+                          "discontinued."),
+        "notes": F(text(), required=False, doc="Free notes (personal data)."),
     },
     "adjust_interval": {
-        "course_id": F(identifier), "min_days": F(integer(lo=1, hi=365)),
-        "target_days": F(integer(lo=1, hi=365)), "max_days": F(integer(lo=1, hi=365)),
-        "reason": F(text(min_len=10)),
+        "course_id": COURSE,
+        "min_days": F(integer(lo=1, hi=365), doc="The fewest calendar days between two "
+                                                 "sessions."),
+        "target_days": F(integer(lo=1, hi=365), doc="The days aimed at."),
+        "max_days": F(integer(lo=1, hi=365), doc="The most days before the next session "
+                                                 "is overdue."),
+        "reason": F(text(min_len=10), doc="Why the spacing changes."),
     },
     "extend_plan": {
-        "course_id": F(identifier), "planned_sessions": F(integer(lo=1, hi=1000)),
-        "reason": F(text()),
+        "course_id": COURSE,
+        "planned_sessions": F(integer(lo=1, hi=1000),
+                              doc="The new number of planned sessions: more than the "
+                                  "sessions given and at most the protocol's ceiling "
+                                  "(20 in the default protocols); `INVALID` otherwise."),
+        "reason": F(text(), doc="Why the plan changes."),
     },
-    "pause_course": {"course_id": F(identifier), "reason": F(text())},
-    "resume_course": {"course_id": F(identifier), "reason": F(text(), required=False)},
-    "complete_course": {"course_id": F(identifier)},
-    "discontinue_course": {"course_id": F(identifier), "reason": F(text())},
-    "erase_patient": {"patient_ref": F(identifier), "reason": F(text())},
+    "pause_course": {"course_id": COURSE, "reason": F(text(), doc="Why the course pauses.")},
+    "resume_course": {"course_id": COURSE,
+                      "reason": F(text(), required=False, doc="Why it resumes.")},
+    "complete_course": {"course_id": COURSE},
+    "discontinue_course": {"course_id": COURSE,
+                           "reason": F(text(), doc="Why the course stops.")},
+    "erase_patient": {
+        "patient_ref": F(ID, doc="A patient of an opened course (`NOT_FOUND` otherwise)."),
+        "reason": F(text(), doc="Why, e.g. the patient's request; kept after erasure: put "
+                                "no personal data in it."),
+    },
 }
+
+ABOUT: dict[str, About] = {
+    "register_practitioner": About("Registers a practitioner, with a role and a licence.",
+                                   None),
+    "renew_license": About("Records a practitioner's new or renewed licence.", None),
+    "open_course": About("Opens a treatment course for one patient and one indication, "
+                         "under the protocol the catalogue holds for it now.", None),
+    "record_consultation": About("Records a consultation: consent and the health "
+                                 "screening, whose answers decide the contraindications "
+                                 "in force until the next consultation.", "consult"),
+    "override_contraindication": About("Sets aside an absolute contraindication in force, "
+                                       "for this course and the current consultation "
+                                       "only.", "override"),
+    "schedule_session": About("Books the next session.", "schedule"),
+    "reschedule_session": About("Moves the booked session to another time.", "schedule"),
+    "cancel_session": About("Cancels the booked session.", "schedule"),
+    "give_session": About("Records a session given: products and lots, areas, dose and "
+                          "anaesthetic.", "inject"),
+    "report_reaction": About("Records a reaction to a given session, whatever the "
+                             "course's status.", "report"),
+    "review_reaction": About("Reviews the severe reactions awaiting review for a session, "
+                             "and decides whether the course goes on.", "review"),
+    "adjust_interval": About("Sets the spacing rule of every later session of the "
+                             "course, in place of the protocol's.", "adjust"),
+    "extend_plan": About("Changes the number of planned sessions.", "extend"),
+    "pause_course": About("Pauses the course: no session is booked or given until it "
+                          "resumes.", "pause"),
+    "resume_course": About("Resumes a paused course, in the status it had before.",
+                           "resume"),
+    "complete_course": About("Ends the planned series (at least one session given). With "
+                             "a maintenance rule in its protocol, the course goes on in "
+                             "maintenance; otherwise it is completed.", "complete"),
+    "discontinue_course": About("Stops the course for good.", "discontinue"),
+    "erase_patient": About("Erases a patient's personal data in every one of their "
+                           "courses, by destroying the patient's key; the clinical record "
+                           "stays.", None),
+}
+
+_NOT_BEFORE_AT = Between("planned_at", "must not be before at",
+                         lambda fields: not fields["planned_at"] < fields["at"])
+BETWEEN: dict[str, tuple[Between, ...]] = {
+    "adjust_interval": (Between(
+        "target_days", "needs min_days <= target_days <= max_days",
+        lambda fields: fields["min_days"] <= fields["target_days"] <= fields["max_days"]),),
+    "schedule_session": (_NOT_BEFORE_AT,),
+    "reschedule_session": (_NOT_BEFORE_AT,),
+}
+"""The rules between fields of a command, in the order they are checked."""
 
 
 @attrs.frozen
@@ -330,11 +611,9 @@ def parse_command(raw: Mapping[str, Any]) -> ParsedCommand:
         shown = name if len(name) <= 64 else name[:64] + "..."
         raise Rejected(Code.UNKNOWN_COMMAND, f"command: no command named {shown!r}", "command")
     fields = _parse_fields(raw, {**COMMON, **COMMANDS[name]})
-    if name == "adjust_interval" and not (
-            fields["min_days"] <= fields["target_days"] <= fields["max_days"]):
-        raise invalid("target_days", "needs min_days <= target_days <= max_days")
-    if "planned_at" in fields and fields["planned_at"] < fields["at"]:
-        raise invalid("planned_at", "must not be before at")
+    for rule in BETWEEN.get(name, ()):
+        if not rule.holds(fields):
+            raise invalid(rule.field, rule.message)
     common = {key: fields.pop(key) for key in COMMON if key in fields}
     return ParsedCommand(name=name, command_id=common["command_id"], at=common["at"],
                          actor=common["actor"],

@@ -1,4 +1,4 @@
-"""The rules of CONTRACT section 4 as pure functions, each written once.
+"""The rules of docs/reference.md (sections 5-8) as pure functions, each written once.
 
 The aggregate calls them to refuse commands; the projections call them to judge what was
 recorded. Nothing here reads a clock, a store or a global: time and zone come in as data.
@@ -63,15 +63,15 @@ CONTRAINDICATIONS: dict[str, Contraindication] = {
     "diabetes": Contraindication("DIABETES", "relative"),
     "heart_condition": Contraindication("HEART_CONDITION", "relative"),
 }
-"""CONTRACT section 4's table, the one declaration of the screening questions: screening
-flag -> the code it raises and its kind, in the contract's order."""
+"""The contraindication table (docs/reference.md, section 7), the one declaration of the
+screening questions: screening flag -> the code it raises and its kind, in that order."""
 
 SCREENING_FLAGS = tuple(CONTRAINDICATIONS)
 """The yes/no questions of every consultation's screening, in the contract's order."""
 ABSOLUTE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "absolute"}
 RELATIVE = {flag: c.code for flag, c in CONTRAINDICATIONS.items() if c.kind == "relative"}
 
-# Which roles may perform which act (CONTRACT section 4).
+# Which roles may perform which act (docs/reference.md, section 5).
 ROLES = ("physician", "nurse", "aesthetician")
 _EVERY_ROLE = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -322,8 +322,8 @@ def session_refusals(state: CourseState, *, erased: bool, session_no: int | None
 def spacing_rule_for(protocol: Protocol, session_no: int, *, in_maintenance: bool,
                      adjusted: SpacingRule | None,
                      adjusted_in_maintenance: bool) -> SpacingRule:
-    """CONTRACT section 4's spacing rule for the gap between session `session_no - 1` and
-    `session_no`: the protocol's phase, unless an `adjust_interval` was recorded since
+    """The spacing rule (docs/reference.md, section 8) for the gap between session
+    `session_no - 1` and `session_no`: the protocol's phase, unless an `adjust_interval` was recorded since
     (`adjusted`); in maintenance, the maintenance rule, unless the adjustment was itself
     recorded during maintenance (`adjusted_in_maintenance`)."""
     if in_maintenance:
@@ -372,7 +372,8 @@ def spacing_decision(state: CourseState, session_no: int, when: dt.datetime,
 
 
 def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
-    """CONTRACT section 5's next-session window, dates in the clinic zone."""
+    """The next-session window (docs/reference.md, "Next-session window"), dates in the
+    clinic zone."""
     if state.status in ("open", "completed", "discontinued"):
         return None
     n = state.next_session_no
@@ -395,8 +396,8 @@ def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
 
 
 def blocked_by(state: CourseState, *, erased: bool) -> list[str]:
-    """The codes a `give_session` now would meet for reasons of state, sorted (CONTRACT
-    section 5): the codes of `session_refusals`."""
+    """The codes a `give_session` now would meet for reasons of state, sorted
+    (docs/reference.md, "Course"): the codes of `session_refusals`."""
     return sorted(str(refusal.code) for refusal in session_refusals(state, erased=erased))
 
 

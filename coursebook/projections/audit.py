@@ -1,6 +1,6 @@
 """The audit trail view: every recorded fact in recording order, with who, when and why.
 
-One row per event (CONTRACT section 5, `audit`): `position` (its place in the log),
+One row per event (docs/reference.md, "Audit entry"): `position` (its place in the log),
 `recorded_at` and `at` (both clocks, UTC), `subject` (course, practitioner, patient_ref
 or `clinic`), `event` (its type name), `actor`, `reason` (the stated reason, justification
 or spacing-override reason), and `detail`: every other recorded field behind the

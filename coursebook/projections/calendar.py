@@ -1,4 +1,4 @@
-"""The calendar view: the next session of every course a clinic must book (CONTRACT 5).
+"""The calendar view: the next session of every course a clinic must book.
 
 One row per course: its calendar entry (the next-session window plus `course_id`,
 `patient_ref`, `practitioner_id`, `cautions`, `blocked_by`) when the course is `active`

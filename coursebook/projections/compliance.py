@@ -1,4 +1,4 @@
-"""The compliance report (CONTRACT section 5, Findings), answered from the stored events.
+"""The compliance report (docs/reference.md, "Compliance report"), from the stored events.
 
 Two layers, so the judgement can be tested with time as data:
 
@@ -54,7 +54,7 @@ SEVERITY: dict[str, str] = {
     "REACTION_UNREVIEWED": "violation",
     "LICENSE_EXPIRING": "info",
 }
-"""Every finding code of the contract and its severity."""
+"""Every finding code and its severity."""
 
 CODES = tuple(SEVERITY)
 SEVERITIES = ("violation", "warning", "info")
@@ -84,7 +84,7 @@ class Finding:
         return SEVERITY[self.code]
 
     def sort_key(self) -> tuple[Any, ...]:
-        """By `at`, then `course_id` (contract); then session, code and subject, so the
+        """By `at`, then `course_id` (the reference); then session, code and subject, so the
         order is total and two runs over the same events print the same report."""
         return (self.at, self.course_id or "", self.session_no or 0, CODES.index(self.code),
                 str(self.detail.get("practitioner_id", "")))
@@ -107,7 +107,7 @@ class Report:
     findings: list[Finding]
 
     def document(self) -> dict[str, Any]:
-        """The contract's JSON: `{"as_of", "courses", "findings"}` (built with the cyclic
+        """The JSON document: `{"as_of", "courses", "findings"}` (built with the cyclic
         collector paused: it would walk every course state kept here, again and again)."""
         with collector_paused():
             return {"as_of": iso(self.as_of), "courses": len(self.courses),

@@ -1,4 +1,5 @@
-"""A course as the contract shows it: `course show` and `course history` documents."""
+"""A course as the engine shows it: `course show` and `course history` documents
+(docs/reference.md, "Course" and "History entry")."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ class Queries(Wiring):
     def get_course(self, course_id: str, *, version: int | None = None,
                    as_of: dt.datetime | None = None,
                    known_at: dt.datetime | None = None) -> dict[str, Any]:
-        """A course's state (CONTRACT section 5), now or at any moment (section 6)."""
+        """A course's state (docs/reference.md, "Course"), now or at any moment."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
         state, stored = fold_course(self, course_uuid(course_id), version=version,

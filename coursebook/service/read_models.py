@@ -110,14 +110,16 @@ def status(app: Wiring) -> list[ViewStatus]:
 
 def calendar(app: Wiring, start: dt.date | None = None,
              end: dt.date | None = None) -> list[dict[str, Any]]:
-    """CONTRACT section 5 `calendar`: the next session of every course to book."""
+    """The calendar (docs/reference.md, "Calendar entry"): the next session of every course
+    to book."""
     runner = runners(app)["calendar"]
     runner.catch_up()
     return cast(CalendarProjection, runner.projection).entries(start, end)
 
 
 def audit(app: Wiring, course_id: str | None = None) -> list[dict[str, Any]]:
-    """CONTRACT section 5 `audit`: every recorded fact, in recording order."""
+    """The audit trail (docs/reference.md, "Audit entry"): every recorded fact, in
+    recording order."""
     runner = runners(app)["audit"]
     runner.catch_up()
     return cast(AuditProjection, runner.projection).entries(course_id)

@@ -1,4 +1,4 @@
-"""Tamper evidence (CONTRACT section 7): event tags, the seal chain, and `verify`.
+"""Tamper evidence (docs/privacy.md): event tags, the seal chain, and `verify`.
 
 Two layers, both keyed by the integrity key derived from the master key (kept outside the
 store), so whoever can write the database cannot forge them:

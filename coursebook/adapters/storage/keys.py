@@ -1,4 +1,4 @@
-"""Keys: the master key, and one data key per patient wrapped by it (CONTRACT section 7).
+"""Keys: the master key, and one data key per patient wrapped by it (docs/privacy.md).
 
 - The master key (32 random bytes, base64) comes from `COURSEBOOK_MASTER_KEY`, or else
   from a key file that `init` creates with owner-only permissions: `<store>.key` beside an

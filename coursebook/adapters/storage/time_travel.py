@@ -1,7 +1,7 @@
 """A course's state at a version, a valid time and/or a recorded time, from a snapshot.
 
 The answer is by definition the fold of `select_events` over all the course's events
-(CONTRACT section 6); this is a faster way to the same state:
+(docs/reference.md, "Course"); this is a faster way to the same state:
 
 - a snapshot after version v stands for events 1..v. It may start the fold only if all
   of them are selected: v <= `version`, their latest valid time (`CourseState.latest_at`)

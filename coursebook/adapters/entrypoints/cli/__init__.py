@@ -1,4 +1,4 @@
-"""The `coursebook` command line (CONTRACT section 5).
+"""The `coursebook` command line (docs/cli.md; the documents it prints: docs/reference.md).
 
 Exit codes: 0 success; 1 some commands rejected (or a query found nothing); 2 usage error
 or unusable input file; 3 `verify` found tampering; 4 the store cannot be opened.

@@ -1,4 +1,4 @@
-"""`coursebook audit`: every recorded fact in recording order (CONTRACT section 5)."""
+"""`coursebook audit`: every recorded fact in recording order."""
 
 from __future__ import annotations
 

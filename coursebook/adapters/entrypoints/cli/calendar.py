@@ -1,4 +1,4 @@
-"""`coursebook calendar`: the next session of every course to book (CONTRACT section 5)."""
+"""`coursebook calendar`: the next session of every course to book."""
 
 from __future__ import annotations
 

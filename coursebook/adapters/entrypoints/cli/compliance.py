@@ -1,4 +1,4 @@
-"""`coursebook compliance`: the findings as they stood at a moment (CONTRACT section 5)."""
+"""`coursebook compliance`: the findings as they stood at a moment."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def show(ctx: Context, course_id: str, version: int | None, as_of: str | None,
     """A course's state, now or as of any moment.
 
     The selections combine: the first N events, of those the ones valid at TS, of those
-    the ones recorded by the --known-at moment (CONTRACT section 6).
+    the ones recorded by the --known-at moment.
     """
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
