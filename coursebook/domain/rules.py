@@ -323,9 +323,9 @@ def spacing_rule_for(protocol: Protocol, session_no: int, *, in_maintenance: boo
                      adjusted: SpacingRule | None,
                      adjusted_in_maintenance: bool) -> SpacingRule:
     """The spacing rule (docs/reference.md, section 8) for the gap between session
-    `session_no - 1` and `session_no`: the protocol's phase, unless an `adjust_interval` was recorded since
-    (`adjusted`); in maintenance, the maintenance rule, unless the adjustment was itself
-    recorded during maintenance (`adjusted_in_maintenance`)."""
+    `session_no - 1` and `session_no`: the protocol's phase, unless an `adjust_interval`
+    was recorded since (`adjusted`); in maintenance, the maintenance rule, unless the
+    adjustment was itself recorded during maintenance (`adjusted_in_maintenance`)."""
     if in_maintenance:
         if adjusted is not None and adjusted_in_maintenance:
             return adjusted
