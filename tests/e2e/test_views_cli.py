@@ -176,8 +176,8 @@ def snapshot(app: Any) -> dict[str, Any]:
 
 
 def record_without_catching_up(target: str, courses: int) -> None:
-    """Commands through the Python API, which leaves the views to a worker."""
-    app = open_store(target)
+    """Commands through the Python API, opened to leave the views to a worker."""
+    app = open_store(target, views="worker")
     try:
         for n in range(courses):
             for i, body in enumerate([
