@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import attrs
 from eventsourcing.domain import Aggregate
 
-from coursebook.domain import rules
+from coursebook.domain import rules, schema
 from coursebook.domain.course_state import CourseState, GivenSession
 from coursebook.domain.ids import course_uuid
 from coursebook.domain.values import Personal, Product, Protocol, SpacingRule
@@ -46,6 +46,9 @@ class TreatmentCourse(Aggregate):
     """A course's events, and the rules that decide which new ones may be recorded."""
 
     class Opened(Aggregate.Created):
+        class_version = 2  # 1: 0.1.0, values by position (domain/schema.py)
+        upcast_v1_v2 = staticmethod(schema.values_by_name)
+
         at: dt.datetime
         actor: str
         command_id: str
@@ -61,6 +64,9 @@ class TreatmentCourse(Aggregate):
             aggregate.state = CourseState.start(self)
 
     class Event(Aggregate.Event):
+        class_version = 2  # every course event; 1: 0.1.0, values by position
+        upcast_v1_v2 = staticmethod(schema.values_by_name)
+
         at: dt.datetime
         actor: str
         command_id: str

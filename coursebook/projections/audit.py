@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
@@ -66,11 +66,8 @@ def plain(value: Any) -> Any:
             data = value["_data_"]
             if kind == "datetime_iso":
                 return utc(value)
-            if kind == "spacing_rule":
-                return dict(zip(("min_days", "target_days", "max_days", "source"),
-                                data, strict=True))
-            if kind == "product":
-                return dict(zip(("name", "lot", "expires_on"), data, strict=True))
+            if kind in ("spacing_rule", "product"):  # by name (domain/schema.py)
+                return dict(data)
             if kind == "protocol":
                 return {"name": f"{data['catalogue']}/{data['indication']}",
                         "version": data["version"]}
@@ -98,11 +95,12 @@ class AuditProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS view_audit_course ON view_audit (course_id, position)",
     )
     deferred = ("view_audit_course",)
+    format_version = 2  # 1: 0.1.0, details held rules and products by position
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
               "actor, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
     def __init__(self, view: Any, app: EventSource, *,
-                 decode: Callable[[bytes], dict[str, Any]],
+                 decode: Callable[[str, bytes], dict[str, Any]],
                  stored_json: Callable[[bytes], bytes] | None) -> None:
         super().__init__(view, app, decode=decode, stored_json=stored_json)
         self.subjects: dict[Any, str] = {}
@@ -110,6 +108,10 @@ class AuditProjection(ViewProjection):
         self._course_prefix = get_topic(TreatmentCourse) + "."
         self._patient_prefix = get_topic(PatientRecord) + "."
         self._topic_facts: dict[str, tuple[str, str, bool]] = {}
+        self._unversioned = frozenset(
+            topic for topic in self.topics
+            if getattr(resolve_topic(topic), "class_version", 1) == 1)
+        """Topics whose stored body is at its current version without a version key."""
 
     def forget(self) -> None:
         self.subjects = {}
@@ -150,9 +152,10 @@ class AuditProjection(ViewProjection):
         out: list[tuple[Any, ...]] = []
         decode, left_out, stored_json = self.decode, LEFT_OUT, self.stored_json
         if bodies is None:
-            bodies = [decode(row[4]) for row in rows]
+            bodies = [decode(row[3], row[4]) for row in rows]
         facts_of, subject_of, registered = self._facts, self._subject, self._patient_registered
         append, personal = out.append, PERSONAL
+        current = self._unversioned
         for (position, originator, _, topic, state), body in zip(rows, bodies, strict=True):
             if topic == registered:  # the index names the patient: no row
                 subject_of(originator, topic, body)
@@ -163,8 +166,10 @@ class AuditProjection(ViewProjection):
             reason = body.get("reason") or body.get("justification") or \
                 body.get("spacing_override_reason")
             # Kept in stored form (`plain` makes it JSON when the trail is read). A body
-            # without any personal field is kept as stored, byte for byte.
-            if stored_json is not None and personal.isdisjoint(body):
+            # without any personal field, stored at its class's current version (no
+            # upcaster changed it), is kept as stored, byte for byte.
+            if stored_json is not None and personal.isdisjoint(body) \
+                    and topic in current:
                 detail = stored_json(state)
             else:
                 detail = orjson.dumps({key: value for key, value in body.items()

@@ -139,7 +139,9 @@ class _Body:
                 if stored == "datetime_iso":
                     data[name] = dt.datetime.fromisoformat(value["_data_"])
                 elif stored == "spacing_rule":
-                    numbers = tuple(value["_data_"])
+                    fields = value["_data_"]  # by name (domain/schema.py)
+                    numbers = (fields["min_days"], fields["target_days"],
+                               fields["max_days"], fields["source"])
                     rule = shared.get(numbers)
                     if rule is None:
                         rule = shared[numbers] = SpacingRule(*numbers)
@@ -176,7 +178,7 @@ class CalendarProjection(ViewProjection):
     ERASE = "UPDATE view_calendar SET erased = 1 WHERE patient_key = ?"
 
     def __init__(self, view: Any, app: EventSource, *,
-                 decode: Callable[[bytes], dict[str, Any]],
+                 decode: Callable[[str, bytes], dict[str, Any]],
                  stored_json: Callable[[bytes], bytes] | None) -> None:
         super().__init__(view, app, decode=decode, stored_json=stored_json)
         self.states: dict[Any, CourseState] = {}
@@ -191,7 +193,7 @@ class CalendarProjection(ViewProjection):
         self.states = {}
 
     def _event(self, topic: str, state: bytes) -> Any:
-        return self._convert(topic, self.decode(state))
+        return self._convert(topic, self.decode(topic, state))
 
     def _convert(self, topic: str, data: dict[str, Any]) -> Any:
         cls = self._classes.get(topic)

@@ -62,17 +62,22 @@ class ViewProjection(Projection[TrackingRecorder], ABC):
     function of the events it is given and of what earlier pages committed; it may keep
     caches, which `forget()` drops whenever the runner's view of the position is no
     longer the one its caches were built on (another worker moved it, or a rebuild).
-    `decode` turns a stored state into a plain dict; `stored_json` gives the JSON the
-    transcoder wrote (None when a cipher or compressor stands between).
+    `decode(topic, state)` turns a stored state into a plain dict at its class's current
+    version (`domain.schema.upgrade`); `stored_json` gives the JSON the transcoder wrote
+    (None when a cipher or compressor stands between): usable as is only for a body
+    stored at its class's current version.
     """
 
     tables: tuple[str, ...] = ()
     ddl: tuple[str, ...] = ()
     deferred: tuple[str, ...] = ()
     """Secondary indexes (named in `ddl`) a rebuild drops and creates again at the end."""
+    format_version = 1
+    """The shape of the view's rows: raised whenever it changes, so that views written
+    by another version of coursebook are rebuilt from the events when opened."""
 
     def __init__(self, view: Any, app: EventSource, *,
-                 decode: Callable[[bytes], dict[str, Any]],
+                 decode: Callable[[str, bytes], dict[str, Any]],
                  stored_json: Callable[[bytes], bytes] | None) -> None:
         super().__init__(view)
         self.tables_view: ViewTables = view

@@ -31,6 +31,7 @@ from coursebook.adapters.storage.view_recorders import (
     rebuild_together,
 )
 from coursebook.errors import Code, Rejected
+from coursebook.logs import get_logger
 from coursebook.projections.audit import AuditProjection
 from coursebook.projections.calendar import CalendarProjection
 from coursebook.projections.view_projection import Progress, ViewProjection
@@ -45,6 +46,7 @@ PROJECTIONS: dict[str, type[ViewProjection]] = {
 """Every view, by the name `coursebook projections rebuild NAME` takes."""
 
 _ATTRIBUTE = "_coursebook_views"
+log = get_logger("coursebook.projections")
 
 
 def _recorder(app: Wiring, cls: type[ViewProjection]) -> ViewRecorder:
@@ -75,6 +77,8 @@ def runners(app: Wiring) -> dict[str, ViewRunner]:
         for name, cls in PROJECTIONS.items():
             view = _recorder(app, cls)
             view.create_table()
+            if view.ensure_format(cls.format_version):
+                log.info("view_format_changed", view=name, format=cls.format_version)
             projection = cls(view, app, decode=raw_decoder(app), stored_json=raw_json(app))
             made[name] = ViewRunner(app, projection, page_size=_page_size())
             app.on_close(view.close)

@@ -327,8 +327,8 @@ def assert_typed_fields_suffice(app: Coursebook) -> None:
     projection: Any = runner.projection
     rows = runner.view.select_page(0, 100_000, course_topics()) or []
     for _, _, _, topic, state in rows:
-        planned = projection._convert(topic, projection.decode(state)).__dict__
-        every = _Body.convert(projection.decode(state), projection._revive).__dict__
+        planned = projection._convert(topic, projection.decode(topic, state)).__dict__
+        every = _Body.convert(projection.decode(topic, state), projection._revive).__dict__
         assert {k: v for k, v in planned.items() if k not in NOT_FOLDED} == \
             {k: v for k, v in every.items() if k not in NOT_FOLDED}
 

@@ -92,13 +92,24 @@ def test_an_erased_patients_personal_data_reads_as_erased() -> None:
         "screening": Personal("P-9", None)}
 
 
+def rule(lo: int, target: int, hi: int, source: str) -> dict[str, object]:
+    return {"min_days": lo, "target_days": target, "max_days": hi, "source": source}
+
+
 def test_interned_values_are_bounded_and_equal_to_fresh_ones() -> None:
-    interned = Interned(SpacingRule, limit=2)
-    first = interned([14, 21, 28, "a"])
-    assert interned([14, 21, 28, "a"]) is first
-    assert [interned([1, 2, 3, s]) for s in "bcd"] == [SpacingRule(1, 2, 3, s) for s in "bcd"]
+    interned = Interned(lambda d: SpacingRule(**d), limit=2)
+    first = interned(rule(14, 21, 28, "a"))
+    assert interned(rule(14, 21, 28, "a")) is first
+    assert [interned(rule(1, 2, 3, s)) for s in "bcd"] == [SpacingRule(1, 2, 3, s)
+                                                          for s in "bcd"]
     assert len(interned.values) <= 2
-    assert interned([14, 21, 28, "a"]) == first
+    assert interned(rule(14, 21, 28, "a")) == first
+
+
+def test_a_value_stored_by_position_is_refused_without_its_upcaster() -> None:
+    interned = Interned(lambda d: SpacingRule(**d))
+    with pytest.raises(TypeError, match="upcaster"):
+        interned([14, 21, 28, "a"])
 
 
 def test_revive_rebuilds_one_value_for_the_lazy_views() -> None:

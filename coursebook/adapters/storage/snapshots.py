@@ -52,12 +52,19 @@ log = get_logger("coursebook")
 _TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative")}
 
 
+SNAPSHOT_FORMAT = 2
+"""The snapshot's own stored form, raised whenever it changes without the state's fields
+changing (2: the values inside are stored by name, domain/schema.py). Snapshots are a
+cache: one of another form is ignored and the course is folded from its events."""
+
+
 def _form(*classes: type) -> str:
-    """A fingerprint of the classes' fields: a snapshot written by code whose state had
-    other fields decodes as unusable instead of silently missing them."""
+    """A fingerprint of the snapshot format and the classes' fields: a snapshot written
+    by code whose state had other fields, or another format, decodes as unusable instead
+    of silently missing them."""
     names = ";".join(f"{c.__name__}:{','.join(a.name for a in attrs.fields(c))}"
                      for c in classes)
-    return hashlib.sha256(names.encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{SNAPSHOT_FORMAT}|{names}".encode()).hexdigest()[:12]
 
 
 FORM = _form(CourseState, GivenSession, Override, Reaction, Scheduled)

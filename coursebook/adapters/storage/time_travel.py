@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.utils import resolve_topic
 
 from coursebook.adapters.storage.bulk_reads import select_rows
 from coursebook.adapters.storage.integrity import TAG_LEN, TaggingMapper
@@ -31,6 +32,7 @@ from coursebook.adapters.storage.snapshots import (
 )
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
+from coursebook.domain.schema import upgrade
 
 __all__ = ["fold_course", "stored_rows"]
 
@@ -219,8 +221,14 @@ def _selector(app: Any, as_of: dt.datetime | None,
         found: dt.datetime = revive(value)
         return found
 
+    classes: dict[str, type] = {}
+
     def peek(row: Any) -> str:
-        body = loads(row.state[:-TAG_LEN])
+        # Brought to its class's version first (domain/schema.py), like every read.
+        cls = classes.get(row.topic)
+        if cls is None:
+            cls = classes[row.topic] = resolve_topic(row.topic)
+        body = upgrade(cls, row.topic, loads(row.state[:-TAG_LEN]))
         if known is not None and when(body["timestamp"]) > known:
             return _STOP
         return _SKIP if until is not None and when(body["at"]) > until else _TAKE

@@ -177,18 +177,22 @@ class Interned:
     """Equal immutable values decoded once: a clinic's events repeat a few catalogue
     spacing rules and product lots many thousands of times, and building the attrs
     value (with its validators) costs more than finding it. Bounded: it starts over
-    once it holds `limit` values."""
+    once it holds `limit` values. A value stored in another shape than a dict by name
+    (an old row that skipped its upcaster) fails loudly."""
 
-    def __init__(self, build: Callable[..., Any], limit: int = 4096) -> None:
+    def __init__(self, build: Callable[[dict[str, Any]], Any], limit: int = 4096) -> None:
         self.build = build
         self.limit = limit
         self.values: dict[tuple[Any, ...], Any] = {}
 
-    def __call__(self, data: list[Any]) -> Any:
-        key = tuple(data)
+    def __call__(self, data: dict[str, Any]) -> Any:
+        if type(data) is not dict:
+            raise TypeError(f"a value stored as {type(data).__name__}, not by name: "
+                            "read without its event's upcaster")
+        key = tuple(data.values())
         value = self.values.get(key)
         if value is None:
-            value = self.build(*data)
+            value = self.build(data)
             if len(self.values) >= self.limit:
                 self.values.clear()
             self.values[key] = value
@@ -196,17 +200,26 @@ class Interned:
 
 
 class SpacingRuleAsDict(Transcoding):
+    """By field name (`domain.schema.VALUE_FIELDS`); version 0.1.0's positional lists are
+    named by the events' upcaster before they get here."""
+
     type = SpacingRule
     name = "spacing_rule"
 
     def __init__(self) -> None:
-        self.decoder = Interned(SpacingRule)
+        self.decoder = Interned(_spacing_rule)
 
-    def encode(self, obj: SpacingRule) -> list[Any]:
-        return [obj.min_days, obj.target_days, obj.max_days, obj.source]
+    def encode(self, obj: SpacingRule) -> dict[str, Any]:
+        return {"min_days": obj.min_days, "target_days": obj.target_days,
+                "max_days": obj.max_days, "source": obj.source}
 
-    def decode(self, data: list[Any]) -> SpacingRule:
-        return SpacingRule(*data)
+    def decode(self, data: dict[str, Any]) -> SpacingRule:
+        return self.decoder(data)  # type: ignore[no-any-return]
+
+
+def _spacing_rule(data: dict[str, Any]) -> SpacingRule:
+    return SpacingRule(data["min_days"], data["target_days"], data["max_days"],
+                       data["source"])
 
 
 class PhaseAsDict(Transcoding):
@@ -236,22 +249,24 @@ class ProtocolAsDict(Transcoding):
         return Protocol(**data)
 
 
-def _product(name: str, lot: str, expires_on: str) -> Product:
-    return Product(name, lot, dt.date.fromisoformat(expires_on))
+def _product(data: dict[str, Any]) -> Product:
+    return Product(data["name"], data["lot"], dt.date.fromisoformat(data["expires_on"]))
 
 
 class ProductAsDict(Transcoding):
+    """By field name, as `SpacingRuleAsDict`."""
+
     type = Product
     name = "product"
 
     def __init__(self) -> None:
         self.decoder = Interned(_product)
 
-    def encode(self, obj: Product) -> list[Any]:
-        return [obj.name, obj.lot, obj.expires_on.isoformat()]
+    def encode(self, obj: Product) -> dict[str, Any]:
+        return {"name": obj.name, "lot": obj.lot, "expires_on": obj.expires_on.isoformat()}
 
-    def decode(self, data: list[Any]) -> Product:
-        return _product(*data)
+    def decode(self, data: dict[str, Any]) -> Product:
+        return self.decoder(data)  # type: ignore[no-any-return]
 
 
 class PersonalInClear(Transcoding):

@@ -45,7 +45,9 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.utils import resolve_topic
 
+from coursebook.domain.schema import upgrade
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.view_projection import Progress, Row, ViewProjection, Write
 
@@ -68,6 +70,9 @@ a log where courses interleave, most of its time), for about 30 MB of memory a p
 
 TRACKING_TABLE = "projection_tracking"
 """One row per view: the id of the last notification the view reflects."""
+
+FORMAT_TABLE = "projection_format"
+"""One row per view: the format its rows were written in (no row: format 1, 0.1.0)."""
 
 
 
@@ -153,6 +158,32 @@ class ViewRecorder(TrackingRecorder, ABC):
                 c.execute(f"DELETE FROM {table}")
             c.execute(self._sql(f"UPDATE {TRACKING_TABLE} SET position=0 WHERE view=?"),
                       (self.view,))
+
+    def ensure_format(self, version: int) -> bool:
+        """Makes sure the view's rows are in format `version`: if they were written in
+        another (by an older or newer coursebook), empties the view and sets its position
+        to 0 (the next catch-up rebuilds it) and records the format, in one transaction.
+        True when it discarded rows that way (a view still empty has nothing to redo)."""
+        with self._writing() as c:
+            c.execute(f"CREATE TABLE IF NOT EXISTS {FORMAT_TABLE} "
+                      "(view TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            c.execute(self._sql(f"SELECT version AS version FROM {FORMAT_TABLE} WHERE view=?"),
+                      (self.view,))
+            row = c.fetchone()
+            stored = 1 if row is None else int(row["version"] if isinstance(row, dict) else row[0])
+            if stored == version and row is not None:
+                return False
+            discarded = False
+            if stored != version:
+                c.execute(self._sql(f"UPDATE {TRACKING_TABLE} SET position=0 "
+                                    "WHERE view=? AND position>0"), (self.view,))
+                discarded = c.rowcount > 0
+                for table in self.tables:
+                    c.execute(f"DELETE FROM {table}")
+            c.execute(self._sql(f"INSERT INTO {FORMAT_TABLE} (view, version) VALUES (?, ?) "
+                                "ON CONFLICT (view) DO UPDATE SET version = excluded.version"),
+                      (self.view, version))
+            return discarded
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -243,19 +274,20 @@ class SQLiteViewRecorder(ViewRecorder):
             self._conn.close()
 
 
-def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
-    """Stored event state to a plain dict, without building domain objects: orjson on the
-    bytes (after the mapper's tag, cipher and compressor, when the store uses them). Values of
-    registered types stay in their stored form `{"_type_": ..., "_data_": ...}`."""
+def raw_decoder(app: Application[Any]) -> Callable[[str, bytes], dict[str, Any]]:
+    """A stored event (topic, state) to a plain dict, without building domain objects:
+    orjson on the bytes (after the mapper's tag, cipher and compressor, when the store
+    uses them), brought to the current version of its class by `domain.schema.upgrade`
+    (the mapper's own step). Values of registered types stay in their stored form
+    `{"_type_": ..., "_data_": ...}`."""
     mapper: Any = app.mapper
     cipher, compressor = mapper.cipher, mapper.compressor
     # A mapper that appends bytes of its own (the tagging mapper's tag) says how to
     # take them off.
     untagged: Callable[[bytes], bytes] | None = getattr(mapper, "untagged", None)
-    if cipher is None and compressor is None and untagged is None:
-        return orjson.loads
+    classes: dict[str, type] = {}
 
-    def decode(state: bytes) -> dict[str, Any]:
+    def decode(topic: str, state: bytes) -> dict[str, Any]:
         if untagged is not None:
             state = untagged(state)
         if cipher is not None:
@@ -263,7 +295,10 @@ def raw_decoder(app: Application[Any]) -> Callable[[bytes], dict[str, Any]]:
         if compressor is not None:
             state = compressor.decompress(state)
         decoded: dict[str, Any] = orjson.loads(state)
-        return decoded
+        cls = classes.get(topic)
+        if cls is None:
+            cls = classes[topic] = resolve_topic(topic)
+        return upgrade(cls, topic, decoded)
 
     return decode
 
@@ -451,7 +486,7 @@ def _rebuild_pages(runners: Sequence[ViewRunner], topics: Sequence[str],
         rows = first._select_topics(position, topics, None, page_size)
         if not rows:
             break
-        bodies = [decode(row[4]) for row in rows]
+        bodies = [decode(row[3], row[4]) for row in rows]
         for runner in list(together):
             applied = runner.commit(at[runner], rows, bodies)
             if applied is None:

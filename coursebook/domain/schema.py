@@ -1,0 +1,92 @@
+"""How stored events and values change shape over the years: versions and upcasters.
+
+Events are facts and are never rewritten. When an event's stored form changes, its
+class's `class_version` goes up by one and the class gains a static method
+`upcast_vN_vN1(state)` that turns the stored state of version N into that of N + 1 (the
+library's idiom). The state an upcaster sees is the raw JSON of the stored body: plain
+values, and values of registered types in their stored form `{"_type_": name, "_data_":
+...}`. Upcasters therefore never depend on today's value classes.
+
+`upgrade` is the one way in: the mapper and every fast read path (views, time travel,
+compliance, snapshots) call it on each stored body before reading a field of it. A body
+written by a newer coursebook (a `class_version` above the class's) fails loudly with
+`NewerRecord` instead of being read wrongly.
+
+Values are stored by field name (`VALUE_FIELDS`), so a new optional field never breaks
+an old row. Version 0.1.0 stored two of them by position; `values_by_name` is the
+upcaster that names them (version 1 to 2 of every course event). docs/schema-evolution.md
+tells how to add the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from coursebook.errors import StoreUnavailable
+
+__all__ = ["VALUE_FIELDS", "NewerRecord", "stored_version", "upgrade", "values_by_name"]
+
+VERSION_KEY = "class_version"
+"""Where the library keeps a stored body's version (absent: version 1)."""
+
+VALUE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "spacing_rule": ("min_days", "target_days", "max_days", "source"),
+    "product": ("name", "lot", "expires_on"),
+}
+"""The field names of the values that version 0.1.0 stored as positional lists, in the
+order it wrote them."""
+
+
+class NewerRecord(StoreUnavailable):
+    """A stored record of a version this code does not know: written by a newer
+    coursebook. Reading on would misread it."""
+
+    def __init__(self, topic: str, stored: int, known: int) -> None:
+        super().__init__(f"a stored {topic.rpartition(':')[2]} is of version {stored}, "
+                         f"and this coursebook reads versions up to {known}: the store "
+                         "was written by a newer coursebook (upgrade coursebook)")
+        self.topic, self.stored, self.known = topic, stored, known
+
+
+def stored_version(state: Mapping[str, Any]) -> int:
+    version = state.get(VERSION_KEY, 1)
+    return version if type(version) is int else 0
+
+
+def upgrade(cls: type, topic: str, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` (the raw JSON body of a stored event of class `cls`) brought to the
+    class's current version, in place: the version key is removed and the class's
+    upcasters run in turn. Raises `NewerRecord` for a version it does not know."""
+    current: int = getattr(cls, VERSION_KEY, 1)
+    stored = state.pop(VERSION_KEY, 1)
+    if type(stored) is not int or stored < 1 or stored > current:
+        raise NewerRecord(topic, stored if type(stored) is int else 0, current)
+    while stored < current:
+        getattr(cls, f"upcast_v{stored}_v{stored + 1}")(state)
+        stored += 1
+    return state
+
+
+def values_by_name(state: dict[str, Any]) -> None:
+    """Upcaster (0.1.0 to 0.2): every value stored as a positional list is stored by name
+    (`VALUE_FIELDS`), wherever it stands in the body."""
+    _name_values(state)
+
+
+def _name_values(node: Any) -> None:
+    if type(node) is dict:
+        kind = node.get("_type_")
+        if kind is not None and len(node) == 2 and "_data_" in node:
+            data = node["_data_"]
+            fields = VALUE_FIELDS.get(kind)
+            if fields is not None and type(data) is list:
+                node["_data_"] = dict(zip(fields, data, strict=True))
+                return
+            _name_values(data)
+            return
+        for value in node.values():
+            _name_values(value)
+    elif type(node) is list:
+        for value in node:
+            _name_values(value)
