@@ -13,6 +13,8 @@ first), and sealing still happens here.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -36,6 +38,8 @@ __all__ = ["Coursebook", "Outcome", "ViewsFollow"]
 log = get_logger("coursebook")
 
 ViewsFollow = Literal["inline", "worker"]
+SEAL_ATTEMPTS = 20
+"""Catch-ups of the seal chain a write tries before leaving its sealing to the next."""
 VIEWS_ENV = "COURSEBOOK_VIEWS"
 
 
@@ -59,17 +63,24 @@ class Coursebook(CommandMethods, Batching, Queries):
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
         if recordings:
-            self._after_write()
+            self._after_write(max(r.notification.id for r in recordings))
 
-    def _after_write(self) -> None:
-        """Seals what was just recorded and, inline, brings the views up to it. The write
-        itself is already committed: should the store stop answering here, the command
-        stays applied and the next write, query or `verify` completes this."""
+    def _after_write(self, last: int) -> None:
+        """Seals what was just recorded (up to notification `last`) and, inline, brings
+        the views up to it. Another writer sealing at the same moment may win the race
+        for a page of the chain: then this one reads on from the winner's position until
+        its own events are sealed. The write itself is already committed: should the
+        store stop answering here, the command stays applied and the next write, query
+        or `verify` completes this."""
         try:
-            seal_new_events(self.seal_chain)
+            for attempt in range(SEAL_ATTEMPTS):
+                seal_new_events(self.seal_chain)
+                if self.seal_chain.table.tracked() >= last:
+                    break
+                time.sleep(0.005 * (attempt + 1))
             if self.views == "inline":
                 read_models.catch_up(self)
-        except (OperationalError, InterfaceError) as error:
+        except (OperationalError, InterfaceError, sqlite3.Error) as error:
             log.warning("after_write", outcome="deferred", error=type(error).__name__)
 
 

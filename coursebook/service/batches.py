@@ -96,9 +96,9 @@ class Batching(Commanding):
             log_result(raw, command_id, result, took)
         return [result for _, _, result, _ in results]
 
-    def import_lines(self, data: bytes | Iterable[str], *, stop_on_error: bool = False,
+    def import_lines(self, data: bytes | str | Iterable[str], *, stop_on_error: bool = False,
                      batch: int | None = None) -> ImportReport:
-        """Applies JSON Lines commands (bytes of a file, or an iterable of text lines) in
+        """Applies JSON Lines commands (a file's bytes or text, or an iterable of lines) in
         order, each atomically, `batch` lines per transaction; returns the report.
 
         A store that stops answering raises `StoreUnavailable` naming the lines of the

@@ -76,8 +76,11 @@ class ImportReport:
         return True
 
 
-def numbered_lines(data: bytes | Iterable[str]) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, content) for each non-blank line; BOM and CRLF accepted."""
+def numbered_lines(data: bytes | str | Iterable[str]) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, content) for each non-blank line; BOM and CRLF accepted.
+    `data`: a file's bytes, its whole text, or an iterable of its lines."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
     if isinstance(data, bytes | bytearray | memoryview):
         chunks: Iterable[bytes] = bytes(data).split(b"\n")
         first = True

@@ -39,7 +39,8 @@ class Queries(Wiring):
         """Every stored event of a course (or its first `up_to`), in order (NOT_FOUND if
         there are none)."""
         to_event = self.mapper.to_domain_event
-        events = [to_event(row) for row in stored_rows(self, course_uuid(course_id), 0, up_to)]
+        rows = stored_rows(self.course_reader, course_uuid(course_id), 0, up_to)
+        events = [to_event(row) for row in rows]
         if not events:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
         return events
@@ -56,7 +57,7 @@ class Queries(Wiring):
         """A course's state (docs/reference.md, "Course"), now or at any moment."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
-        state, stored = fold_course(self, course_uuid(course_id), version=version,
+        state, stored = fold_course(self.course_reader, course_uuid(course_id), version=version,
                                     as_of=as_of, known_at=known_at)
         if stored == 0:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")

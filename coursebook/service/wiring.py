@@ -35,6 +35,7 @@ from coursebook.adapters.storage.snapshots import (
     SnapshotStore,
     snapshot_transcodings,
 )
+from coursebook.adapters.storage.time_travel import CourseReader
 from coursebook.adapters.storage.transcoding import OrjsonTranscoder, default_transcodings
 from coursebook.clock import Clock, SystemClock
 from coursebook.domain.commands import (
@@ -81,6 +82,8 @@ class Wiring(Application[UUID]):
         super().__init__({**self.CACHE, **(env or {})})
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
         self.keyring.attach(key_table_for(self.recorder, create=create))
+        self.course_reader = CourseReader(self.recorder, self.mapper, self.snapshots,
+                                          SNAPSHOT_INTERVAL)
         self.seal_chain = SealChain(self.recorder, self.mapper,
                                     seal_table_for(self.recorder, create=create),
                                     self.integrity_key)

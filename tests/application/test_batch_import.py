@@ -112,3 +112,13 @@ def test_a_batch_refused_by_the_store_is_applied_again_one_by_one(
         clinic.app.execute(give)
     assert refused.value.code == Code.OUT_OF_ORDER
     other.close()
+
+
+def test_a_whole_text_imports_as_its_lines_not_its_characters(clinic: Clinic) -> None:
+    import orjson
+
+    text = "\n".join(orjson.dumps(command("open_course", at=day(0), course_id=f"T{n}",
+                                          patient_ref=f"PT{n}", indication="cellulite"))
+                     .decode() for n in range(3))
+    report = clinic.app.import_lines(text)
+    assert (report.applied, report.rejected) == (3, [])

@@ -77,7 +77,7 @@ def check(app: Coursebook, data: st.DataObject, interval: int) -> None:
                 when["as_of"] = at + dt.timedelta(seconds=data.draw(st.sampled_from([-1, 0])))
             if data.draw(st.booleans()):
                 when["known_at"] = data.draw(st.sampled_from(stamps))
-            state, stored = fold_course(app, course_uuid(course_id), **when)
+            state, stored = fold_course(app.course_reader, course_uuid(course_id), **when)
             assert state == plain(app, course_id, **when), when
             assert stored == when.get("version", len(events))
 
@@ -223,7 +223,7 @@ def test_as_of_skips_only_segments_whose_intact_floor_is_later(
                      "actor": "dr-ada", "course_id": "C1", "reason": "holiday"})
         as_of = early + dt.timedelta(minutes=1)
         expected = plain(app, "C1", as_of=as_of)
-        assert fold_course(app, course_uuid("C1"), as_of=as_of)[0] == expected
+        assert fold_course(app.course_reader, course_uuid("C1"), as_of=as_of)[0] == expected
         recorder: Any = app.snapshots.recorder  # type: ignore[union-attr]
         rows = recorder.select_events(course_uuid("C1"))
         floors = [snapshot_segment(bytes(r.state)) for r in rows]
@@ -241,7 +241,7 @@ def test_as_of_skips_only_segments_whose_intact_floor_is_later(
                       f"WHERE originator_id={p} AND originator_version={p}",
                       (forged, row.originator_id.hex if kind == "sqlite"
                        else row.originator_id, row.originator_version))
-        assert fold_course(app, course_uuid("C1"), as_of=as_of)[0] == expected
+        assert fold_course(app.course_reader, course_uuid("C1"), as_of=as_of)[0] == expected
     finally:
         app.close()
         release(kind, tmp_path)

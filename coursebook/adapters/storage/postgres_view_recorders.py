@@ -28,6 +28,9 @@ def _pg(sql: str) -> str:
     return re.sub(r"\bBLOB\b", "BYTEA", sql)
 
 
+_NAMED = re.compile(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)", re.IGNORECASE)
+
+
 class PostgresViewRecorder(ViewRecorder):
     events_position = "notification_id"
 
@@ -39,6 +42,8 @@ class PostgresViewRecorder(ViewRecorder):
         self.events_table = events_table
 
     def create_table(self) -> None:
+        if self._in_place():
+            return
         with self.datastore.transaction(commit=True) as c:
             # One creator at a time: CREATE TABLE IF NOT EXISTS races on the catalogue.
             c.execute("SELECT pg_advisory_xact_lock(hashtext('coursebook views'))")
@@ -49,6 +54,23 @@ class PostgresViewRecorder(ViewRecorder):
             c.execute(_pg(f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, 0) "
                           "ON CONFLICT (view) DO NOTHING"),
                       (self.view, self.application_name))
+
+    def _in_place(self) -> bool:
+        """Whether the view's tables, indexes and tracking row all exist already. Then
+        nothing is created: `CREATE INDEX IF NOT EXISTS` locks its table even when the
+        index is there, and would deadlock with another process committing a page."""
+        names = [_NAMED.search(statement) for statement in self.ddl]
+        relations = [TRACKING_TABLE, *(m.group(1) for m in names if m is not None)]
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT " + ", ".join(f"to_regclass(%s) IS NOT NULL AS r{i}"
+                                            for i in range(len(relations))),
+                      relations)
+            row = c.fetchone()
+            if row is None or not all(row.values()):
+                return False
+            c.execute(_pg(f"SELECT 1 AS found FROM {TRACKING_TABLE} WHERE view=?"),
+                      (self.view,))
+            return c.fetchone() is not None
 
     def position(self) -> int:
         with self.datastore.transaction(commit=False) as c:

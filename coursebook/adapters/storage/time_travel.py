@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
+import attrs
 import orjson
 from eventsourcing.utils import resolve_topic
 
@@ -30,49 +31,59 @@ from coursebook.adapters.storage.snapshots import (
     snapshot_segment,
     snapshot_times,
 )
-from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.course_state import CourseState
 from coursebook.domain.schema import upgrade
 
-__all__ = ["fold_course", "stored_rows"]
+__all__ = ["CourseReader", "fold_course", "stored_rows"]
 
 PAGE = 64
 
 
-def fold_course(app: Any, aggregate_id: UUID, *, version: int | None = None,
+@attrs.frozen
+class CourseReader:
+    """What a time-travel question reads: the events (recorder, mapper), the snapshots
+    (None when the store keeps none) and the snapshotting interval of courses."""
+
+    recorder: Any
+    mapper: Any
+    snapshots: Any
+    interval: int = SNAPSHOT_INTERVAL
+
+
+def fold_course(reader: CourseReader, aggregate_id: UUID, *, version: int | None = None,
                 as_of: dt.datetime | None = None, known_at: dt.datetime | None = None,
                 ) -> tuple[CourseState | None, int]:
     """The state the selected events fold to (None when they hold no opening), and the
     number of stored events up to `version` (all of them without it; 0: no course)."""
-    start, stored = _start(app, aggregate_id, version, as_of, known_at)
+    start, stored = _start(reader, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
-    select = _selector(app, as_of, known_at)
-    skips = [] if as_of is None else _skips(app, aggregate_id, stored, as_of)
-    for row in _rows_except(app, aggregate_id, stored, version, skips):
+    select = _selector(reader, as_of, known_at)
+    skips = [] if as_of is None else _skips(reader, aggregate_id, stored, as_of)
+    for row in _rows_except(reader, aggregate_id, stored, version, skips):
         stored = row.originator_version
         if select is not None:
             chosen = select(row)
             if chosen is _STOP:
-                return state, _last(app, aggregate_id, stored, version)
+                return state, _last(reader, aggregate_id, stored, version)
             if chosen is _SKIP:
                 continue
-        event = app.mapper.to_domain_event(row)
+        event = reader.mapper.to_domain_event(row)
         if state is None:
             if type(event).__name__ == "Opened":
                 state = CourseState.start(event)
         else:
             state.apply(event)
     if skips:  # the last rows may have been skipped unread
-        stored = _last(app, aggregate_id, stored, version)
+        stored = _last(reader, aggregate_id, stored, version)
     return state, stored
 
 
-def _skips(app: Any, aggregate_id: UUID, after: int,
+def _skips(reader: CourseReader, aggregate_id: UUID, after: int,
            as_of: dt.datetime) -> list[tuple[int, int]]:
     """Version ranges (low, high] after `after` in which no event is valid by `as_of`:
     the segments of later intact snapshots whose floor (the earliest valid time among
     their events, `snapshot_segment`) is after it. Sorted, not overlapping."""
-    store = app.snapshots
+    store = reader.snapshots
     if store is None:
         return []
     found: list[tuple[int, int]] = []
@@ -89,7 +100,7 @@ def _skips(app: Any, aggregate_id: UUID, after: int,
     return merged
 
 
-def _rows_except(app: Any, aggregate_id: UUID, after: int, version: int | None,
+def _rows_except(reader: CourseReader, aggregate_id: UUID, after: int, version: int | None,
                  skips: list[tuple[int, int]]) -> Iterator[Any]:
     """`stored_rows` after `after` up to `version`, without the `skips` ranges."""
     low = after
@@ -97,21 +108,22 @@ def _rows_except(app: Any, aggregate_id: UUID, after: int, version: int | None,
         if version is not None and skip_low >= version:
             break
         if skip_low > low:
-            yield from stored_rows(app, aggregate_id, low, skip_low)
+            yield from stored_rows(reader, aggregate_id, low, skip_low)
         low = max(low, skip_high)
     if version is None or low < version:
-        yield from stored_rows(app, aggregate_id, low, version)
+        yield from stored_rows(reader, aggregate_id, low, version)
 
 
-def stored_rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -> Iterator[Any]:
+def stored_rows(reader: CourseReader, aggregate_id: UUID, after: int,
+                version: int | None) -> Iterator[Any]:
     """The stored events after version `after`, up to `version`, in pages (a question
     known at a moment usually stops after the first few)."""
     page = PAGE
     while True:
-        rows: Sequence[Any] | None = select_rows(app.recorder, aggregate_id, gt=after,
+        rows: Sequence[Any] | None = select_rows(reader.recorder, aggregate_id, gt=after,
                                                  lte=version, limit=page)
         if rows is None:
-            rows = app.recorder.select_events(aggregate_id, gt=after or None, lte=version,
+            rows = reader.recorder.select_events(aggregate_id, gt=after or None, lte=version,
                                               limit=page)
         yield from rows
         if len(rows) < page:
@@ -119,19 +131,19 @@ def stored_rows(app: Any, aggregate_id: UUID, after: int, version: int | None) -
         after, page = rows[-1].originator_version, page * 4
 
 
-def _last(app: Any, aggregate_id: UUID, seen: int, version: int | None) -> int:
+def _last(reader: CourseReader, aggregate_id: UUID, seen: int, version: int | None) -> int:
     """The number of stored events up to `version`, having seen `seen` of them."""
-    rows = app.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
+    rows = reader.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
     return int(rows[0].originator_version) if rows else seen
 
 
-def _start(app: Any, aggregate_id: UUID, version: int | None, as_of: dt.datetime | None,
+def _start(reader: CourseReader, aggregate_id: UUID, version: int | None, as_of: dt.datetime | None,
            known_at: dt.datetime | None) -> tuple[CourseState | None, int]:
     """The state of the newest usable intact snapshot and its version, or (None, 0)."""
-    store = app.snapshots
+    store = reader.snapshots
     if store is None:
         return None, 0
-    interval = app.snapshotting_intervals.get(TreatmentCourse, SNAPSHOT_INTERVAL)
+    interval = reader.interval
     for row in _candidates(store, aggregate_id, version, as_of, known_at, interval):
         snapshot = store.decode(row)
         if snapshot is None:
@@ -192,7 +204,7 @@ def _usable(times: tuple[dt.datetime, dt.datetime | None], as_of: dt.datetime | 
 _TAKE, _SKIP, _STOP = "take", "skip", "stop"
 
 
-def _selector(app: Any, as_of: dt.datetime | None,
+def _selector(reader: CourseReader, as_of: dt.datetime | None,
               known_at: dt.datetime | None) -> Callable[[Any], str] | None:
     """Whether a stored row is selected (`_TAKE`), not (`_SKIP`), or neither it nor any
     later one (`_STOP`: recorded after `known_at`); None when every row is taken.
@@ -202,7 +214,7 @@ def _selector(app: Any, as_of: dt.datetime | None,
     plain JSON (a library cipher or compressor is configured), decodes each one."""
     if as_of is None and known_at is None:
         return None
-    mapper = app.mapper
+    mapper = reader.mapper
     if not isinstance(mapper, TaggingMapper) or mapper.cipher or mapper.compressor:
         def decoded(row: Any) -> str:
             event = mapper.to_domain_event(row)
