@@ -110,7 +110,7 @@ def test_a_host_handler_gets_one_record_per_command_and_nothing_is_printed(
         logged = fields(record)
         assert record.name == "coursebook"
         assert record.levelno == logging.INFO
-        assert record.module == "application"  # the caller, not the logging helper
+        assert record.module == "commanding"  # the caller, not the logging helper
         assert logged["event"] == "command"
         assert logged["command"] == body["command"]
         assert logged["outcome"] in ("applied", "rejected")
