@@ -30,9 +30,10 @@ Why the copy is what v0.1.0 would have written:
 - **The same tables.** The events, snapshots, key, seal-chain and seal-tracking tables
   are made by `open_store(create=True)` of the current code: their layout is the
   library's (eventsourcing 9.5, as for v0.1.0) and coursebook's `coursebook_keys` and
-  `seal_chain` statements, unchanged since v0.1.0 (`git diff v0.1.0 --
-  coursebook/adapters`). The key table's new check row is replaced by the fixture's, so
-  only the fixture's master key opens the copy. The views (`view_*` and
+  `seal_chain` statements, unchanged since v0.1.0 (its `adapters/keys.py` and
+  `adapters/sealing.py` moved to `adapters/storage/`, their CREATE statements and the
+  `seal_tracking` table name did not change). The key table's new check row is replaced
+  by the fixture's, so only the fixture's master key opens the copy. The views (`view_*` and
   `projection_tracking`) are made from the statements v0.1.0 left in the SQLite file,
   turned into PostgreSQL the way v0.1.0's `projections/postgres_views.py` did (`INTEGER`
   -> `BIGINT`, `BLOB` -> `BYTEA`), and filled with v0.1.0's rows: the current code must
