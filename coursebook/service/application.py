@@ -73,9 +73,10 @@ class Coursebook(CommandMethods, Batching, Queries):
         store stop answering here, the command stays applied and the next write, query
         or `verify` completes this."""
         try:
+            chain = self.seal_chain
             for attempt in range(SEAL_ATTEMPTS):
-                seal_new_events(self.seal_chain)
-                if self.seal_chain.table.tracked() >= last:
+                seal_new_events(chain)
+                if (chain.head.position or 0) >= last or chain.table.tracked() >= last:
                     break
                 time.sleep(0.005 * (attempt + 1))
             if self.views == "inline":

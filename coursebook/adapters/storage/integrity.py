@@ -304,44 +304,87 @@ def seal_table_for(recorder: Any, *, create: bool) -> SealTable:
     return MemorySealTable()
 
 
+class ChainHead:
+    """What this process last appended to the chain: its position, its log MAC and the
+    last course MAC of the aggregates it sealed. Valid only while the chain's tracked
+    position is still that position (nobody else appended since); a catch-up that finds
+    otherwise starts over from the table."""
+
+    __slots__ = ("courses", "log_mac", "position")
+
+    COURSES = 10_000
+    """Course MACs kept at most (then forgotten: they are read from the table again)."""
+
+    def __init__(self) -> None:
+        self.position: int | None = None
+        self.log_mac = GENESIS
+        self.courses: dict[str, bytes] = {}
+
+    def forget(self) -> None:
+        self.position, self.log_mac = None, GENESIS
+        self.courses = {}
+
+
 @attrs.frozen
 class SealChain:
     """What the seal chain reads and writes: the store's events (recorder, mapper), the
-    chain's own table, and the integrity key (derived from the master key)."""
+    chain's own table, and the integrity key (derived from the master key); `head` is
+    this process's memory of the chain's end (a cache, checked on every use)."""
 
     recorder: Any
     mapper: Any
     table: SealTable
     key: bytes
+    head: ChainHead = attrs.field(factory=ChainHead, eq=False)
 
 
 def _notifications(chain: SealChain, after: int) -> Iterator[Any]:
     while True:
         page = chain.recorder.select_notifications(start=after, limit=_PAGE,
                                                  inclusive_of_start=False)
-        if not page:
-            return
         yield from page
+        if len(page) < _PAGE:
+            return
         after = page[-1].id
 
 
 def catch_up(chain: SealChain) -> int:
     """Seals every event recorded since the chain's tracked position; returns how many.
 
-    Safe to run from several processes: a catch-up that loses the race stops quietly."""
+    Safe to run from several processes: a catch-up that loses the race stops quietly
+    (and forgets its cached head). When nobody else appended since this process did,
+    the chain's end and the aggregates' last links come from `chain.head` instead of
+    the table."""
     table: SealTable = chain.table
     key: bytes = chain.key
+    cache = chain.head
     tracked = table.tracked()
-    head = table.link(tracked) if tracked else None
-    previous = head.log_mac if head is not None else GENESIS
-    courses: dict[str, bytes] = {}
+    if cache.position != tracked:
+        cache.forget()
+        head = table.link(tracked) if tracked else None
+        cache.log_mac = head.log_mac if head is not None else GENESIS
+        cache.position = tracked
+    previous = cache.log_mac
+    courses: dict[str, bytes] = {}  # this batch's, merged into the cache once appended
     sealed = 0
     batch: list[Link] = []
+
+    def append() -> None:
+        nonlocal sealed, batch
+        table.append(batch)
+        sealed += len(batch)
+        if len(cache.courses) + len(courses) > ChainHead.COURSES:
+            cache.courses = {}
+        cache.courses.update(courses)
+        cache.position, cache.log_mac = batch[-1].position, batch[-1].log_mac
+        courses.clear()
+        batch = []
+
     try:
         for n in _notifications(chain, tracked):
             oid = _hex(n.originator_id)
             tag = bytes(n.state[-TAG_LEN:])
-            before = courses.get(oid)
+            before = courses.get(oid) or cache.courses.get(oid)
             if before is None:
                 before = table.last_course_mac(oid) or GENESIS
             link = Link(n.id, oid, n.originator_version,
@@ -350,13 +393,11 @@ def catch_up(chain: SealChain) -> int:
             courses[oid], previous = link.course_mac, link.log_mac
             batch.append(link)
             if len(batch) >= _PAGE:
-                table.append(batch)
-                sealed += len(batch)
-                batch = []
+                append()
         if batch:
-            table.append(batch)
-            sealed += len(batch)
+            append()
     except IntegrityError:
+        cache.forget()
         return sealed  # another process sealed these events first
     return sealed
 
