@@ -38,9 +38,8 @@ from eventsourcing.persistence import (
     Transcoder,
     find_id_convertor,
 )
-from eventsourcing.utils import resolve_topic
 
-from coursebook.domain.schema import NewerRecord, upgrade
+from coursebook.domain.schema import NewerRecord, record_class, upgrade
 
 __all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "TaggingMapper", "catch_up",
            "event_tag", "seal_table_for", "verify_store"]
@@ -94,8 +93,9 @@ class TaggingMapper(Mapper[UUID]):
         """The library's `Mapper.to_domain_event`, except that the stored body is
         brought to its class's version by `domain.schema.upgrade` while it is still raw
         JSON (the same step every fast read path takes), and then its typed values are
-        revived. A body of a version this code does not know raises `NewerRecord`."""
-        cls = resolve_topic(stored_event.topic)
+        revived. A body of a version this code does not know raises `NewerRecord`, a
+        topic it does not know `UnknownRecord`."""
+        cls = record_class(stored_event.topic)
         state = stored_event.state[:-TAG_LEN]
         try:
             if self.cipher:

@@ -1,0 +1,322 @@
+"""Stores that live for decades (docs/schema-evolution.md): how stored records are read
+by code written years later.
+
+- `upgrade` brings a stored body to its class's version by its upcasters, in order, and
+  refuses a version it does not know (`NewerRecord`);
+- there is no other way in: every read path, fed a record written by a newer coursebook
+  (a `class_version` above its class's, with a valid tag), fails loudly instead of
+  reading it wrongly, down to the command line (exit 4);
+- a class renamed keeps answering to its old topic (`domain.topics.renamed`), on every
+  read path, the views included.
+
+The stores here are SQLite files, whose rows a test can rewrite as an older or newer
+coursebook would have written them; tags are recomputed with the store's integrity key,
+so only the version (or the topic) differs from what this code writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import eventsourcing.utils
+import orjson
+import pytest
+from eventsourcing.utils import get_topic
+
+from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
+from coursebook.bootstrap import open_store
+from coursebook.clock import FixedClock
+from coursebook.domain.course import TreatmentCourse
+from coursebook.domain.patient import PatientRecord
+from coursebook.domain.schema import NewerRecord, UnknownRecord, upcasters, upgrade
+from coursebook.domain.topics import LEGACY_TOPICS, renamed, topics_of
+from coursebook.service.application import Coursebook
+from tests.builders import Clinic, day
+from tests.stores import make_app
+
+SESSION_GIVEN = get_topic(TreatmentCourse.SessionGiven)
+OLD_SESSION_GIVEN = "coursebook.domain.treatment:TreatmentCourse.SessionGiven"
+"""A topic no coursebook ever wrote: the name SessionGiven had in a module since renamed."""
+AS_OF = "2026-11-01T12:00:00+00:00"
+
+
+# -- stores to rewrite -----------------------------------------------------------------------
+def build_clinic(app: Coursebook, clock: FixedClock) -> None:
+    """Two courses: C1 with two sessions, a reaction and a booking; C2 with one session.
+    Recorded an hour apart each, so that `known_at` has moments to choose from."""
+    clinic = Clinic(app)
+    steps: list[Callable[[], Any]] = [
+        lambda: clinic.ready("C1"),
+        lambda: clinic.give("C1", at=day(1)),
+        lambda: clinic.give("C1", at=day(22)),
+        lambda: clinic.react("C1", session_no=2, severity=2, at=day(23)),
+        lambda: clinic.schedule("C1", at=day(23, 10), planned_at=day(43)),
+        lambda: clinic.ready("C2", patient_ref="P2"),
+        lambda: clinic.give("C2", at=day(2)),
+    ]
+    for step in steps:
+        step()
+        clock.advance(dt.timedelta(hours=1))
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FixedClock) -> Path:
+    """A SQLite store (closed) holding `build_clinic`, its views caught up."""
+    app = make_app("sqlite", tmp_path, clock)
+    build_clinic(app, clock)
+    app.close()
+    return tmp_path / "store.db"
+
+
+def reopen(path: Path, clock: FixedClock) -> Coursebook:
+    return open_store(str(path), clock=clock)
+
+
+Rewrite = Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]] | None]
+
+
+def rewrite(path: Path, key: bytes, change: Rewrite, *, limit: int | None = None) -> int:
+    """Rewrites stored event rows in place as another coursebook would have written them:
+    `change(topic, body)` returns the new (topic, raw JSON body) or None to leave the row.
+    Each rewritten row gets a valid tag for its new content. Returns how many changed."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT rowid, originator_id, originator_version, topic, state "
+                            "FROM stored_events ORDER BY rowid").fetchall()
+        changed = 0
+        for rowid, originator_id, version, topic, state in rows:
+            if limit is not None and changed >= limit:
+                break
+            found = change(topic, orjson.loads(bytes(state)[:-TAG_LEN]))
+            if found is None:
+                continue
+            new_topic, body = found
+            payload = orjson.dumps(body)
+            tag = event_tag(key, originator_id, version, new_topic, payload)
+            conn.execute("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = ?",
+                         (new_topic, payload + tag, rowid))
+            changed += 1
+        conn.commit()
+    finally:
+        conn.close()
+    return changed
+
+
+def integrity_key(path: Path, clock: FixedClock) -> bytes:
+    app = reopen(path, clock)
+    try:
+        return app.integrity_key
+    finally:
+        app.close()
+
+
+def answers(app: Coursebook) -> dict[str, Any]:
+    """Everything a clinic and a reviewer can ask of the two courses."""
+    return {
+        "C1": app.get_course("C1"), "C2": app.get_course("C2"),
+        "C1 as of": app.get_course("C1", as_of=day(22, 12)),
+        "C1 known at": app.get_course("C1", known_at="2026-11-01T15:30:00+00:00"),
+        "C1 version 3": app.get_course("C1", version=3),
+        "history C1": app.get_history("C1"), "history C2": app.get_history("C2"),
+        "calendar": app.calendar(), "audit": app.audit(), "audit C1": app.audit("C1"),
+        "compliance": app.compliance(as_of=AS_OF),
+    }
+
+
+# -- upgrade ---------------------------------------------------------------------------------
+def test_a_version_1_session_is_brought_to_version_2_with_its_values_named() -> None:
+    body = {"session_no": 2, "rule": {"_type_": "spacing_rule", "_data_": [14, 21, 28, ""]},
+            "products": [{"_type_": "product", "_data_": ["HA", "L-1", "2027-01-31"]},
+                         {"_type_": "product", "_data_": ["Lido", "L-2", "2028-02-29"]}],
+            "overrides": [], "gap_days": 21}
+
+    upgrade(TreatmentCourse.SessionGiven, SESSION_GIVEN, body)
+
+    assert body == {
+        "session_no": 2, "gap_days": 21, "overrides": [],
+        "rule": {"_type_": "spacing_rule", "_data_": {
+            "min_days": 14, "target_days": 21, "max_days": 28, "source": ""}},
+        "products": [
+            {"_type_": "product", "_data_": {"name": "HA", "lot": "L-1",
+                                             "expires_on": "2027-01-31"}},
+            {"_type_": "product", "_data_": {"name": "Lido", "lot": "L-2",
+                                             "expires_on": "2028-02-29"}}]}
+
+
+def test_a_body_at_the_current_version_is_left_as_it_is_but_for_its_version() -> None:
+    rule = {"_type_": "spacing_rule", "_data_": {"min_days": 1, "target_days": 2,
+                                                 "max_days": 3, "source": "x"}}
+    body = {"class_version": 2, "rule": dict(rule)}
+    assert upgrade(TreatmentCourse.SessionGiven, SESSION_GIVEN, body) == {"rule": rule}
+
+
+@pytest.mark.parametrize("version", [3, 99, 0, -1, "2", 2.0, True, None])
+def test_a_version_this_code_does_not_know_is_refused(version: Any) -> None:
+    body = {"class_version": version, "session_no": 1}
+    with pytest.raises(NewerRecord, match="newer coursebook") as info:
+        upgrade(TreatmentCourse.SessionGiven, SESSION_GIVEN, body)
+    assert info.value.known == 2
+    assert info.value.stored == (version if type(version) is int else 0)
+
+
+class Tracked:
+    """A test-only event class at version 3 whose upcasters note the order they ran."""
+
+    class_version = 3
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["ran"].append("v1->v2")
+        state["amount"] = {"value": state.pop("amount"), "unit": "ml"}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["ran"].append("v2->v3")
+        state["amount"]["value"] = round(state["amount"]["value"] * 1000)
+        state["amount"]["unit"] = "µl"
+
+
+@pytest.mark.parametrize(("stored", "ran", "upcasted"), [
+    ({"ran": [], "amount": 1.5}, ["v1->v2", "v2->v3"], ["upcast_v1_v2", "upcast_v2_v3"]),
+    ({"class_version": 1, "ran": [], "amount": 1.5}, ["v1->v2", "v2->v3"],
+     ["upcast_v1_v2", "upcast_v2_v3"]),
+    ({"class_version": 2, "ran": [], "amount": {"value": 1.5, "unit": "ml"}}, ["v2->v3"],
+     ["upcast_v2_v3"]),
+    ({"class_version": 3, "ran": [], "amount": {"value": 1500, "unit": "µl"}}, [], []),
+])
+def test_upcasters_run_in_order_from_the_stored_version_to_the_current_one(
+        stored: dict[str, Any], ran: list[str], upcasted: list[str]) -> None:
+    assert upcasters(Tracked, stored.get("class_version", 1)) == upcasted
+    assert upgrade(Tracked, "tests:Tracked", stored) == {
+        "ran": ran, "amount": {"value": 1500, "unit": "µl"}}
+
+
+def test_a_class_that_never_changed_reads_only_version_1() -> None:
+    erased = get_topic(PatientRecord.Erased)
+    assert upgrade(PatientRecord.Erased, erased, {"x": 1}) == {"x": 1}
+    with pytest.raises(NewerRecord):
+        upgrade(PatientRecord.Erased, erased, {"class_version": 2})
+
+
+# -- renames -----------------------------------------------------------------------------------
+@pytest.fixture
+def old_topic() -> Iterator[str]:
+    """`OLD_SESSION_GIVEN` registered as an old name of SessionGiven, for this test only
+    (a real rename registers it for good, in `domain/topics.py`'s way)."""
+    renamed(OLD_SESSION_GIVEN, TreatmentCourse.SessionGiven)
+    yield OLD_SESSION_GIVEN
+    LEGACY_TOPICS.pop(OLD_SESSION_GIVEN)
+    eventsourcing.utils._topic_cache.pop(OLD_SESSION_GIVEN)  # the library keeps no API
+
+
+def to_topic(topic: str) -> Rewrite:
+    def change(stored: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        return (topic, body) if stored == SESSION_GIVEN else None
+    return change
+
+
+def test_a_renamed_class_answers_to_its_old_topics() -> None:
+    assert topics_of(TreatmentCourse.SessionGiven) == [SESSION_GIVEN]
+    renamed(OLD_SESSION_GIVEN, TreatmentCourse.SessionGiven)
+    try:
+        assert topics_of(TreatmentCourse.SessionGiven) == [SESSION_GIVEN, OLD_SESSION_GIVEN]
+        assert eventsourcing.utils.resolve_topic(OLD_SESSION_GIVEN) \
+            is TreatmentCourse.SessionGiven
+    finally:
+        LEGACY_TOPICS.pop(OLD_SESSION_GIVEN)
+        eventsourcing.utils._topic_cache.pop(OLD_SESSION_GIVEN)
+
+
+def test_an_aggregate_or_module_renamed_takes_its_events_old_names_with_it() -> None:
+    import coursebook.domain.course as course_module
+
+    olds = {"coursebook.domain.courses:Course": TreatmentCourse,
+            "coursebook.domain.treatment": course_module}
+    for old, new in olds.items():
+        renamed(old, new)
+    try:
+        assert topics_of(TreatmentCourse.Paused) == [
+            get_topic(TreatmentCourse.Paused), "coursebook.domain.courses:Course.Paused",
+            "coursebook.domain.treatment:TreatmentCourse.Paused"]
+    finally:
+        for old in olds:
+            LEGACY_TOPICS.pop(old)
+            eventsourcing.utils._topic_cache.pop(old)
+            eventsourcing.utils._topic_cache.pop(f"{old}.Paused", None)
+            eventsourcing.utils._topic_cache.pop(f"{old}:TreatmentCourse.Paused", None)
+
+
+def test_the_store_records_old_module_is_registered_the_same_way() -> None:
+    from coursebook.domain.store_records import ClinicSettings
+
+    old = "coursebook.domain.bookkeeping:ClinicSettings"
+    assert LEGACY_TOPICS[old] is ClinicSettings
+    assert topics_of(ClinicSettings.Configured) == [f"{old}.Configured"]  # pinned: one name
+
+
+def test_events_stored_under_an_old_topic_read_the_same_on_every_path(
+        store: Path, clock: FixedClock, old_topic: str) -> None:
+    app = reopen(store, clock)
+    before = answers(app)
+    key = app.integrity_key
+    app.close()
+
+    assert rewrite(store, key, to_topic(old_topic)) == 3
+    app = reopen(store, clock)
+    try:
+        assert {n.topic for n in app.recorder.select_notifications(1, 1000)} >= {old_topic}
+        assert SESSION_GIVEN not in {n.topic for n in app.recorder.select_notifications(
+            1, 1000)}
+        app.rebuild_views()  # the views read every row again, under their old topic
+        after = answers(app)
+    finally:
+        app.close()
+    assert after == before
+    assert [e["event"] for e in after["audit C1"]].count("SessionGiven") == 2
+
+
+def test_views_catching_up_on_old_topics_see_them(
+        store: Path, clock: FixedClock, old_topic: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only a rebuild: views that have not seen the events yet read them page by
+    page (3 notifications a page here) as they are caught up."""
+    app = reopen(store, clock)
+    before = app.calendar(), app.audit()
+    key = app.integrity_key
+    app.close()
+    rewrite(store, key, to_topic(old_topic))
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE projection_tracking SET position = 0")
+    conn.execute("DELETE FROM view_calendar")
+    conn.execute("DELETE FROM view_audit")
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("COURSEBOOK_VIEW_PAGE_SIZE", "3")
+    app = reopen(store, clock)
+    try:
+        assert all(status["pending"] > 0 for status in app.views_status())
+        assert (app.calendar(), app.audit()) == before
+        assert all(status["up_to_date"] for status in app.views_status())
+    finally:
+        app.close()
+
+
+def test_a_topic_nobody_registered_fails_loudly_where_the_course_is_read(
+        store: Path, clock: FixedClock) -> None:
+    """Read through the mapper (a course, its history, time travel): refused. The views
+    and the compliance report select the topics they know and never see such a row;
+    `migrate --check` names it (docs/schema-evolution.md, "Limits")."""
+    key = integrity_key(store, clock)
+    rewrite(store, key, to_topic("coursebook.domain.nowhere:TreatmentCourse.SessionGiven"))
+    app = reopen(store, clock)
+    try:
+        for read in (lambda: app.get_course("C1"), lambda: app.get_history("C1"),
+                     lambda: app.get_course("C1", as_of=day(30))):
+            with pytest.raises(UnknownRecord, match="newer coursebook"):
+                read()
+    finally:
+        app.close()
