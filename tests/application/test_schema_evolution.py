@@ -17,7 +17,10 @@ so only the version (or the topic) differs from what this code writes.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import eventsourcing.utils
 import orjson
 import pytest
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
@@ -34,6 +38,7 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.schema import NewerRecord, UnknownRecord, upcasters, upgrade
 from coursebook.domain.topics import LEGACY_TOPICS, renamed, topics_of
+from coursebook.errors import StoreUnavailable
 from coursebook.service.application import Coursebook
 from tests.builders import Clinic, day
 from tests.stores import make_app
@@ -318,5 +323,168 @@ def test_a_topic_nobody_registered_fails_loudly_where_the_course_is_read(
                      lambda: app.get_course("C1", as_of=day(30))):
             with pytest.raises(UnknownRecord, match="newer coursebook"):
                 read()
+    finally:
+        app.close()
+
+
+# -- no other way in -------------------------------------------------------------------------
+def to_version(version: Any, topic: str = SESSION_GIVEN) -> Rewrite:
+    """The first stored event of `topic` rewritten as stored at `version`."""
+    def change(stored: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        return (stored, {**body, "class_version": version}) if stored == topic else None
+    return change
+
+
+@pytest.fixture
+def newer(store: Path, clock: FixedClock) -> Path:
+    """The store, with C1's first session rewritten as a coursebook that knows
+    SessionGiven at version 99 would have stored it (its tag valid)."""
+    assert rewrite(store, integrity_key(store, clock), to_version(99), limit=1) == 1
+    return store
+
+
+def newer_row(app: Coursebook) -> Any:
+    found = [n for n in app.recorder.select_notifications(1, 1000)
+             if n.topic == SESSION_GIVEN
+             and orjson.loads(n.state[:-TAG_LEN]).get("class_version") == 99]
+    assert len(found) == 1
+    return found[0]
+
+
+def as_row(notification: Any) -> tuple[int, Any, int, str, bytes]:
+    n = notification
+    return (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+
+
+def test_the_mapper_refuses_a_newer_record(newer: Path, clock: FixedClock) -> None:
+    app = reopen(newer, clock)
+    try:
+        row = newer_row(app)
+        with pytest.raises(NewerRecord, match="SessionGiven is of version 99") as info:
+            app.mapper.to_domain_event(row)
+        assert (info.value.stored, info.value.known) == (99, 2)
+        assert isinstance(info.value, StoreUnavailable)
+    finally:
+        app.close()
+
+
+def test_the_views_decoder_and_both_views_refuse_a_newer_record(
+        newer: Path, clock: FixedClock) -> None:
+    from coursebook.adapters.storage.view_recorders import raw_decoder
+    from coursebook.service import read_models
+
+    app = reopen(newer, clock)
+    try:
+        row = newer_row(app)
+        with pytest.raises(NewerRecord):
+            raw_decoder(app)(row.topic, row.state)
+        views = read_models.runners(app)
+        calendar: Any = views["calendar"].projection
+        with pytest.raises(NewerRecord):
+            calendar._event(row.topic, row.state)
+        for name in ("calendar", "audit"):
+            with pytest.raises(NewerRecord):
+                views[name].projection.page([as_row(row)])
+    finally:
+        app.close()
+
+
+def test_time_travel_refuses_a_newer_record_it_only_peeks_at(
+        newer: Path, clock: FixedClock) -> None:
+    from coursebook.adapters.storage.time_travel import _selector, fold_course
+    from coursebook.domain.ids import course_uuid
+
+    app = reopen(newer, clock)
+    try:
+        row = newer_row(app)
+        for as_of, known_at in ((dt.datetime.fromisoformat(day(30)), None),
+                                (None, clock.now()),
+                                (dt.datetime.fromisoformat(day(30)), clock.now())):
+            peek = _selector(app, as_of, known_at)
+            assert peek is not None
+            with pytest.raises(NewerRecord):
+                peek(row)
+            with pytest.raises(NewerRecord):
+                fold_course(app, course_uuid("C1"), as_of=as_of, known_at=known_at)
+    finally:
+        app.close()
+
+
+def test_the_compliance_read_refuses_a_newer_record(newer: Path, clock: FixedClock) -> None:
+    from coursebook.adapters.storage.report_reads import read_report_events
+    from coursebook.projections.compliance import report_topics
+
+    app = reopen(newer, clock)
+    try:
+        with pytest.raises(NewerRecord):
+            list(read_report_events(app.recorder, app.mapper, report_topics()))
+        with pytest.raises(NewerRecord):
+            app.compliance(as_of=AS_OF)
+    finally:
+        app.close()
+
+
+def test_no_question_about_the_store_reads_a_newer_record(
+        newer: Path, clock: FixedClock) -> None:
+    app = reopen(newer, clock)
+    try:
+        questions: dict[str, Callable[[], Any]] = {
+            "course": lambda: app.get_course("C1"),
+            "course version 3": lambda: app.get_course("C1", version=3),
+            "course as of": lambda: app.get_course("C1", as_of=day(30)),
+            "course known at": lambda: app.get_course("C1", known_at=AS_OF),
+            "history": lambda: app.get_history("C1"),
+            "compliance": lambda: app.compliance(as_of=AS_OF),
+            "rebuild": app.rebuild_views,
+            "audit": app.audit, "calendar": app.calendar,
+        }
+        for name, ask in questions.items():
+            with pytest.raises(NewerRecord, match="newer coursebook"):
+                print(name, ask())  # what it answered, should it answer
+        assert app.get_course("C2")["sessions_given"] == 1  # the rest of the store reads
+    finally:
+        app.close()
+
+
+def test_the_command_line_refuses_a_newer_record_with_exit_4(newer: Path) -> None:
+    """The views hold what they read before the row was rewritten behind their back;
+    rebuilt, they meet it (and stay refused until a coursebook that reads it comes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSEBOOK_")}
+    for args in (["course", "show", "C1"], ["course", "show", "C1", "--as-of", AS_OF],
+                 ["course", "history", "C1"], ["compliance", "--as-of", AS_OF],
+                 ["projections", "rebuild", "audit"], ["audit"],
+                 ["projections", "rebuild", "calendar"], ["calendar"]):
+        result = subprocess.run([sys.executable, "-m", "coursebook", "--db", str(newer),
+                                 *args], capture_output=True, env=env, cwd=newer.parent,
+                                timeout=60, check=False)
+        stderr = result.stderr.decode()
+        assert result.returncode == 4, (args, stderr)
+        assert "written by a newer coursebook" in stderr, (args, stderr)
+        assert "Traceback" not in stderr
+        assert result.stdout == b""
+
+
+def test_a_snapshot_written_by_a_newer_coursebook_is_ignored(
+        store: Path, clock: FixedClock) -> None:
+    from coursebook.adapters.storage.snapshots import NEWER
+    from coursebook.domain.ids import course_uuid
+
+    app = reopen(store, clock)
+    try:
+        expected = app.get_course("C1")
+        app.take_snapshot(course_uuid("C1"))
+        assert app.snapshots is not None
+        (stored,) = app.snapshots.recorder.select_events(course_uuid("C1"))
+        body = orjson.loads(stored.state[:-TAG_LEN])
+        body["class_version"] = 99
+        payload = orjson.dumps(body)
+        newer = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                            payload + event_tag(app.integrity_key, stored.originator_id,
+                                                stored.originator_version, stored.topic,
+                                                payload))
+        assert app.snapshots.examine(newer) == (None, NEWER)
+        assert app.snapshots.delete(stored)
+        app.snapshots.recorder.insert_events([newer])
+        assert app.get_course("C1") == expected  # folded from the events alone
     finally:
         app.close()
