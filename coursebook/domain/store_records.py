@@ -73,6 +73,25 @@ class ClinicSettings(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.timezone = self.timezone
 
+    class StoreMigrated(Aggregate.Event):
+        """`coursebook migrate` ran (docs/schema-evolution.md): who ran it, when and why,
+        and what it found and did. Changes no setting; the audit trail shows it."""
+
+        at: dt.datetime
+        actor: str
+        reason: str | None
+        coursebook_version: str
+        from_versions: dict[str, int]
+        """Event type -> the oldest version it is stored at, for the types read through
+        upcasters."""
+        to_versions: dict[str, int]
+        """Event type -> the version those are read at (their class's)."""
+        views_rebuilt: list[str]
+        snapshots_replaced: int
+
+        def apply(self, aggregate: Any) -> None:
+            """Nothing to change: the fact is the record."""
+
     if TYPE_CHECKING:
         timezone: str
 
@@ -80,6 +99,15 @@ class ClinicSettings(Aggregate):
     def configure(cls, *, recorded_at: dt.datetime, timezone: str) -> ClinicSettings:
         return cls._create(cls.Configured, id=CLINIC_ID, timestamp=recorded_at,
                            timezone=timezone)
+
+    def record_migration(self, *, recorded_at: dt.datetime, actor: str, reason: str | None,
+                         coursebook_version: str, from_versions: dict[str, int],
+                         to_versions: dict[str, int], views_rebuilt: list[str],
+                         snapshots_replaced: int) -> None:
+        self.trigger_event(self.StoreMigrated, timestamp=recorded_at, at=recorded_at,
+                           actor=actor, reason=reason, coursebook_version=coursebook_version,
+                           from_versions=from_versions, to_versions=to_versions,
+                           views_rebuilt=views_rebuilt, snapshots_replaced=snapshots_replaced)
 
 
 # The topics of this module's classes as stores written before the move hold them.
