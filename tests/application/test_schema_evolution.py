@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +209,23 @@ def test_a_class_that_never_changed_reads_only_version_1() -> None:
 
 
 # -- renames -----------------------------------------------------------------------------------
+@contextmanager
+def old_name(topic: str = OLD_SESSION_GIVEN,
+             cls: type = TreatmentCourse.SessionGiven) -> Iterator[str]:
+    """`topic` registered as an old name of `cls` while the block runs (a real rename
+    registers it for good, in `domain/topics.py`'s way)."""
+    renamed(topic, cls)
+    try:
+        yield topic
+    finally:
+        LEGACY_TOPICS.pop(topic)
+        eventsourcing.utils._topic_cache.pop(topic)  # the library has no API to forget
+
+
 @pytest.fixture
 def old_topic() -> Iterator[str]:
-    """`OLD_SESSION_GIVEN` registered as an old name of SessionGiven, for this test only
-    (a real rename registers it for good, in `domain/topics.py`'s way)."""
-    renamed(OLD_SESSION_GIVEN, TreatmentCourse.SessionGiven)
-    yield OLD_SESSION_GIVEN
-    LEGACY_TOPICS.pop(OLD_SESSION_GIVEN)
-    eventsourcing.utils._topic_cache.pop(OLD_SESSION_GIVEN)  # the library keeps no API
+    with old_name() as topic:
+        yield topic
 
 
 def to_topic(topic: str) -> Rewrite:
@@ -226,14 +236,11 @@ def to_topic(topic: str) -> Rewrite:
 
 def test_a_renamed_class_answers_to_its_old_topics() -> None:
     assert topics_of(TreatmentCourse.SessionGiven) == [SESSION_GIVEN]
-    renamed(OLD_SESSION_GIVEN, TreatmentCourse.SessionGiven)
-    try:
+    with old_name():
         assert topics_of(TreatmentCourse.SessionGiven) == [SESSION_GIVEN, OLD_SESSION_GIVEN]
         assert eventsourcing.utils.resolve_topic(OLD_SESSION_GIVEN) \
             is TreatmentCourse.SessionGiven
-    finally:
-        LEGACY_TOPICS.pop(OLD_SESSION_GIVEN)
-        eventsourcing.utils._topic_cache.pop(OLD_SESSION_GIVEN)
+    assert topics_of(TreatmentCourse.SessionGiven) == [SESSION_GIVEN]
 
 
 def test_an_aggregate_or_module_renamed_takes_its_events_old_names_with_it() -> None:

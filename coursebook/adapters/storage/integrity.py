@@ -96,13 +96,8 @@ class TaggingMapper(Mapper[UUID]):
         revived. A body of a version this code does not know raises `NewerRecord`, a
         topic it does not know `UnknownRecord`."""
         cls = record_class(stored_event.topic)
-        state = stored_event.state[:-TAG_LEN]
         try:
-            if self.cipher:
-                state = self.cipher.decrypt(state)
-            if self.compressor:
-                state = self.compressor.decompress(state)
-            event_state: dict[str, Any] = orjson.loads(state)
+            event_state = self.stored_body(stored_event.state)
             upgrade(cls, stored_event.topic, event_state)
             revive = getattr(self.transcoder, "revive", None)
             event_state = revive(event_state) if revive is not None \
@@ -121,6 +116,17 @@ class TaggingMapper(Mapper[UUID]):
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
+
+    def stored_body(self, state: bytes) -> dict[str, Any]:
+        """A stored event's body as the JSON it was written as, at its stored version
+        (tag, cipher and compression taken off; nothing upgraded or revived)."""
+        state = state[:-TAG_LEN]
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        body: dict[str, Any] = orjson.loads(state)
+        return body
 
     def reading_with(self, transcoder: Transcoder) -> TaggingMapper:
         """This mapper with another transcoder (same compressor, cipher and key)."""

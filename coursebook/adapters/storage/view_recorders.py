@@ -185,9 +185,30 @@ class ViewRecorder(TrackingRecorder, ABC):
                       (self.view, version))
             return discarded
 
+    def stored_format(self) -> tuple[int | None, int]:
+        """(the format the view's rows were written in, the view's position), read
+        without changing anything; (None, 0) when the view was never made here."""
+        if not self._has_table(TRACKING_TABLE):
+            return None, 0
+        tracked = self.query(f"SELECT position FROM {TRACKING_TABLE} WHERE view=?",
+                             (self.view,))
+        if not tracked:
+            return None, 0
+        position = int(tracked[0][0])
+        if self._has_table(FORMAT_TABLE):
+            found = self.query(f"SELECT version FROM {FORMAT_TABLE} WHERE view=?",
+                               (self.view,))
+            if found:
+                return int(found[0][0]), position
+        return 1, position  # no record of its format: written by 0.1.0
+
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only statement over the view's tables (`?` placeholders)."""
+
+    @abstractmethod
+    def _has_table(self, name: str) -> bool:
+        """Whether the view's database holds a table of that name (where it looks)."""
 
     def _execute_in_transaction(self, sql: str, params: Sequence[Any]) -> None:
         with self._writing() as c:
@@ -268,6 +289,10 @@ class SQLiteViewRecorder(ViewRecorder):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                               (name,)))
 
     def close(self) -> None:
         with self._lock:
