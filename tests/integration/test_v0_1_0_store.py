@@ -141,14 +141,11 @@ json.dump(out, sys.__stdout__)
 same `run(cli)` the console script calls, at a fraction of a process start each."""
 
 
-@pytest.fixture(scope="module")
-def answers(tmp_path_factory: pytest.TempPathFactory
-            ) -> dict[str, subprocess.CompletedProcess[bytes]]:
-    """Every manifest entry run once, in order, on one copy of the store (the first one
-    does whatever opening an old store does; the others only read)."""
-    directory = copy_fixture(tmp_path_factory.mktemp("v0_1_0") / "store")
+def run_entries(directory: Path, entries: list[dict[str, Any]]
+                ) -> dict[str, subprocess.CompletedProcess[bytes]]:
+    """The manifest `entries` run in order on the store in `directory` (`DRIVER`)."""
     store = str(directory / MANIFEST["store"])
-    calls = [["--db", store, "--format", "json", *entry["args"]] for entry in ENTRIES]
+    calls = [["--db", store, "--format", "json", *entry["args"]] for entry in entries]
     driver = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(calls).encode(),
                             env=cli_env(), cwd=directory, capture_output=True, timeout=600,
                             check=False)
@@ -156,7 +153,15 @@ def answers(tmp_path_factory: pytest.TempPathFactory
     results = json.loads(driver.stdout)
     return {entry["file"]: subprocess.CompletedProcess(
                 entry["args"], code, stdout.encode(), stderr.encode())
-            for entry, (code, stdout, stderr) in zip(ENTRIES, results, strict=True)}
+            for entry, (code, stdout, stderr) in zip(entries, results, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory: pytest.TempPathFactory
+            ) -> dict[str, subprocess.CompletedProcess[bytes]]:
+    """Every manifest entry run once, in order, on one copy of the store (the first one
+    does whatever opening an old store does; the others only read)."""
+    return run_entries(copy_fixture(tmp_path_factory.mktemp("v0_1_0") / "store"), ENTRIES)
 
 
 def test_the_manifest_names_every_expected_file_once() -> None:
@@ -236,3 +241,54 @@ def test_new_commands_extend_the_old_chain(tmp_path: Path) -> None:
     shown = coursebook(directory, "course", "show", "fx-after-01")
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["sessions_given"] == 1
+
+
+# -- the old store, migrated -------------------------------------------------------------------
+def test_migrate_reads_the_old_store_whole_and_changes_no_answer(tmp_path: Path) -> None:
+    """`migrate --check` reads all 497 records (the course events through `upcast_v1_v2`),
+    `migrate` rebuilds the audit view (format 1 -> 2) and replaces v0.1.0's snapshot;
+    afterwards every recorded answer is still given, the whole audit trail with the
+    migration's own entry after v0.1.0's."""
+    directory = copy_fixture(tmp_path / "store")
+
+    checked = coursebook(directory, "migrate", "--check")
+    report = json.loads(checked.stdout)
+    assert (checked.returncode, report["ok"], report["problems"]) == (0, True, []), \
+        checked.stderr.decode(errors="replace")
+    assert (report["records"], report["courses"], report["courses_folded"]) == (497, 14, 14)
+    for event in report["events"]:
+        course = event["type"].startswith("TreatmentCourse.")
+        assert (event["stored_version"], event["current_version"], event["failed"],
+                event["upcasters"]) == ((1, 2, 0, ["upcast_v1_v2"]) if course
+                                        else (1, 1, 0, [])), event
+    assert report["snapshots"] == {"usable": 0, "ignored": 1, "other_form": 1, "newer": 0,
+                                   "not_intact": 0}
+    assert [(v["name"], v["stored_format"], v["format"], v["rebuild_needed"])
+            for v in report["views"]] == [("calendar", 1, 1, False), ("audit", 1, 2, True)]
+
+    migrated = coursebook(directory, "migrate", "--actor", "fx-admin", "--reason",
+                          "coursebook after 0.1.0")
+    done = json.loads(migrated.stdout)
+    assert (migrated.returncode, done["migrated"], done["snapshots_replaced"]) == (0, True, 1)
+    assert [(v["name"], v["from_format"], v["to_format"]) for v in done["views_rebuilt"]] \
+        == [("audit", 1, 2)]
+    again = json.loads(coursebook(directory, "migrate", "--check").stdout)
+    assert again["snapshots"]["usable"] == 1
+    assert not any(v["rebuild_needed"] for v in again["views"])
+
+    whole_trail = "expected/audit.json"
+    entries = [e for e in ENTRIES if e["args"][0] != "verify"]
+    results = run_entries(directory, entries)
+    for entry in entries:
+        result = results[entry["file"]]
+        actual = json.loads(result.stdout)
+        if entry["file"] == whole_trail:
+            migration = actual.pop()
+            assert (migration["event"], migration["subject"], migration["actor"]) == (
+                "StoreMigrated", "clinic", "fx-admin")
+        assert canonical(actual) == (FIXTURE / entry["file"]).read_text(encoding="utf-8"), \
+            f"coursebook {' '.join(entry['args'])}: differs after migrate"
+        assert result.returncode == entry["exit"]
+    for args in (["verify"], ["verify", "--against", MANIFEST["seal"]]):
+        verified = json.loads(coursebook(directory, *args).stdout)
+        assert (verified["ok"], verified["problems"]) == (True, []), args
