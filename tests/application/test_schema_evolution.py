@@ -16,7 +16,10 @@ so only the version (or the topic) differs from what this code writes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -495,3 +498,91 @@ def test_a_snapshot_written_by_a_newer_coursebook_is_ignored(
         assert app.get_course("C1") == expected  # folded from the events alone
     finally:
         app.close()
+
+
+# -- the worked example of docs/schema-evolution.md: an optional field `aftercare` ----------
+def add_aftercare(state: dict[str, Any]) -> None:
+    """SessionGiven version 2 -> 3: `aftercare` did not exist before; None says so."""
+    state["aftercare"] = None
+
+
+@pytest.fixture
+def aftercare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SessionGiven changed as the worked example changes it (there, by editing the class
+    and the audit view's format; here for one test): version 3, its upcaster, the field
+    with its default."""
+    from coursebook.projections.audit import AuditProjection
+
+    given = TreatmentCourse.SessionGiven
+    monkeypatch.setattr(given, "class_version", 3)
+    monkeypatch.setattr(given, "upcast_v2_v3", staticmethod(add_aftercare), raising=False)
+    monkeypatch.setattr(given, "aftercare", None, raising=False)
+    monkeypatch.setattr(AuditProjection, "format_version", 3)
+
+
+AFTERCARE_DIFFERENCE = ("expected/audit*.json", "$[*].detail.aftercare")
+"""The `ALLOWED_DIFFERENCES` entry the worked example adds to the v0.1.0 store's test."""
+
+
+def test_the_worked_example_reads_the_v0_1_0_store(
+        tmp_path: Path, aftercare: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a copy of the store v0.1.0 wrote: its 39 sessions (version 1) are read through
+    both upcasters, every reader sees `aftercare` as None, and of the 302 answers v0.1.0
+    recorded (all but `verify`'s) only the audit trail's session details change, by
+    exactly the difference the worked example allows."""
+    from coursebook.adapters.entrypoints.cli import cli
+    from coursebook.adapters.entrypoints.cli.common import run
+    from coursebook.adapters.storage.view_recorders import raw_decoder
+    from tests.integration.test_v0_1_0_store import (
+        ENTRIES,
+        FIXTURE,
+        MANIFEST,
+        MASTER_KEY,
+        copy_fixture,
+        differences,
+        matches,
+    )
+    from tests.logcapture import pristine_logging
+
+    directory = copy_fixture(tmp_path / "store")
+    store = str(directory / MANIFEST["store"])
+    app = open_store(store, extra_env={"COURSEBOOK_MASTER_KEY": MASTER_KEY})
+    try:
+        report = app.check_migration()
+        assert report["ok"]
+        assert [e for e in report["events"] if e["type"] == "TreatmentCourse.SessionGiven"] \
+            == [{"type": "TreatmentCourse.SessionGiven", "stored_version": 1,
+                 "current_version": 3, "records": 39, "failed": 0,
+                 "upcasters": ["upcast_v1_v2", "upcast_v2_v3"], "old_topics": []}]
+        sessions = [e for e in app.course_events("fx-long-hair")
+                    if isinstance(e, TreatmentCourse.SessionGiven)]
+        assert sessions
+        assert all(vars(e)["aftercare"] is None for e in sessions)  # in the body itself
+        decode = raw_decoder(app)
+        rows = [n for n in app.recorder.select_notifications(1, 1000)
+                if n.topic == SESSION_GIVEN]
+        assert len(rows) == 39
+        assert all(decode(n.topic, n.state)["aftercare"] is None for n in rows)
+    finally:
+        app.close()
+
+    monkeypatch.setenv("COURSEBOOK_MASTER_KEY", MASTER_KEY)
+    monkeypatch.chdir(directory)
+    changed = set()
+    with pristine_logging():
+        for entry in ENTRIES:
+            if entry["args"][0] == "verify":
+                continue
+            out, err = io.StringIO(), io.StringIO()
+            monkeypatch.setattr(sys, "argv", ["coursebook", "--db", store, "--format",
+                                              "json", *entry["args"]])
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(cli)
+            assert code == entry["exit"], (entry["args"], err.getvalue())
+            expected = json.loads((FIXTURE / entry["file"]).read_text(encoding="utf-8"))
+            for path in differences(expected, json.loads(out.getvalue())):
+                assert matches(AFTERCARE_DIFFERENCE[0], entry["file"]), (entry, path)
+                assert matches(AFTERCARE_DIFFERENCE[1], path), (entry, path)
+                changed.add(entry["file"])
+    assert changed == {"expected/audit.json", "expected/audit--course=fx-skin-07.json",
+                       "expected/audit--course=fx-pigm-01.json"}
