@@ -24,6 +24,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import eventsourcing.utils
 import orjson
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
 from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
@@ -586,3 +587,38 @@ def test_the_worked_example_reads_the_v0_1_0_store(
                 changed.add(entry["file"])
     assert changed == {"expected/audit.json", "expected/audit--course=fx-skin-07.json",
                        "expected/audit--course=fx-pigm-01.json"}
+
+
+def test_the_cache_sees_an_erasure_stored_under_an_old_topic() -> None:
+    """Another process's erasure empties this process's aggregate cache, whichever name
+    its event is stored under (`service.freshness`, wired with `topics_of`)."""
+    from coursebook.service.freshness import CacheFreshness
+
+    class Log:
+        def __init__(self) -> None:
+            self.topics: list[str] = []
+
+        def max_notification_id(self) -> int:
+            return len(self.topics)
+
+        def select_notifications(self, start: int, limit: int, stop: int) -> list[Any]:
+            return [Notification(id=i, originator_id=uuid.uuid4(), originator_version=1,
+                                 topic=self.topics[i - 1], state=b"")
+                    for i in range(start, min(stop, start + limit - 1) + 1)]
+
+    class Cache:
+        cache: dict[Any, Any] = {}
+
+    with old_name("coursebook.domain.patients:PatientRecord.Erased",
+                  PatientRecord.Erased) as old:
+        log, erasures = Log(), []
+        freshness = CacheFreshness(log, Cache(), erasure_topics=topics_of(PatientRecord.Erased),
+                                   on_erasure=lambda: erasures.append(1))
+        freshness.check()
+        log.topics += [SESSION_GIVEN, old]
+        freshness.check()
+        app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        wired: Any = app._freshness
+        app.close()
+    assert erasures == [1]
+    assert old in wired._erasure_topics  # the application wires every name

@@ -39,7 +39,7 @@ from coursebook.domain.course_state import (
     Reaction,
     Scheduled,
 )
-from coursebook.domain.schema import NewerRecord
+from coursebook.domain.schema import NewerRecord, UnknownRecord
 from coursebook.domain.values import Product, SpacingRule
 from coursebook.logs import get_logger
 
@@ -232,14 +232,15 @@ class SnapshotStore(EventStore[UUID]):
     def examine(self, stored: StoredEvent) -> tuple[Any | None, str | None]:
         """(the snapshot, None) when it is usable, else (None, why not): `NOT_INTACT`,
         `OTHER_FORM` (written by code whose state had another shape or format) or
-        `NEWER` (written by a newer coursebook: `domain.schema.NewerRecord`)."""
+        `NEWER` (written by a newer coursebook: `domain.schema.NewerRecord`, or
+        `UnknownRecord` for a snapshot class this code does not know)."""
         if not self.intact(stored):
             return None, NOT_INTACT
         try:
             return self.mapper.to_domain_event(stored), None
         except MapperDeserialisationError:  # UnusableSnapshot, wrapped
             return None, OTHER_FORM
-        except NewerRecord:  # a cache: the events decide whether the store is readable
+        except (NewerRecord, UnknownRecord):  # a cache: the events decide for the store
             return None, NEWER
 
     def decode(self, stored: StoredEvent) -> Any | None:
