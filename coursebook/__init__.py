@@ -9,10 +9,13 @@ The public surface, and the only one a host needs::
     app.execute({...})                               # or app.open_course(...), …
     app.import_lines(open("commands.jsonl", "rb").read())
     app.get_course("C-1"); app.calendar(); app.audit(); app.compliance(); app.verify()
+    app.check_migration(); app.migrate(actor="ops-1")   # after an upgrade of coursebook
 
-Everything else (`coursebook.domain`, `.projections`, `.service`, `.adapters`) is the
-engine's inside and may change between releases. The engine logs through the standard
-`logging` module under the `coursebook` logger and never prints.
+A store holding records written by a newer coursebook raises `StoreUnavailable` (its
+message says so; docs/schema-evolution.md). Everything else (`coursebook.domain`,
+`.projections`, `.service`, `.adapters`) is the engine's inside and may change between
+releases. The engine logs through the standard `logging` module under the `coursebook`
+logger and never prints.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ values, and values of registered types in their stored form `{"_type_": name, "_
 `upgrade` is the one way in: the mapper and every fast read path (views, time travel,
 compliance, snapshots) call it on each stored body before reading a field of it. A body
 written by a newer coursebook (a `class_version` above the class's) fails loudly with
-`NewerRecord` instead of being read wrongly.
+`NewerRecord` instead of being read wrongly; so does a record whose topic names no class
+this code knows (`record_class`: `UnknownRecord`).
 
 Values are stored by field name (`VALUE_FIELDS`), so a new optional field never breaks
 an old row. Version 0.1.0 stored two of them by position; `values_by_name` is the
@@ -23,9 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from eventsourcing.utils import resolve_topic
+
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["VALUE_FIELDS", "NewerRecord", "stored_version", "upgrade", "values_by_name"]
+__all__ = ["VALUE_FIELDS", "NewerRecord", "UnknownRecord", "record_class", "stored_version",
+           "upcasters", "upgrade", "values_by_name"]
 
 VERSION_KEY = "class_version"
 """Where the library keeps a stored body's version (absent: version 1)."""
@@ -49,9 +53,37 @@ class NewerRecord(StoreUnavailable):
         self.topic, self.stored, self.known = topic, stored, known
 
 
+class UnknownRecord(StoreUnavailable):
+    """A stored record whose topic names no class this code knows: an event type added by
+    a newer coursebook, or a class renamed without registering its old topic
+    (`domain.topics.renamed`)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"a stored record of type {topic.rpartition(':')[2] or topic!r} is "
+                         "not known to this coursebook: the store was written by a newer "
+                         "coursebook (upgrade coursebook)")
+        self.topic = topic
+
+
+def record_class(topic: str) -> Any:
+    """The class a stored record's topic names (old names included), or `UnknownRecord`."""
+    try:
+        return resolve_topic(topic)
+    except Exception:  # the library's TopicError, or an import that fails
+        raise UnknownRecord(topic) from None
+
+
 def stored_version(state: Mapping[str, Any]) -> int:
+    """The version a raw stored body was written at (0: not a version at all)."""
     version = state.get(VERSION_KEY, 1)
     return version if type(version) is int else 0
+
+
+def upcasters(cls: type, stored: int) -> list[str]:
+    """The names of the upcasters that bring a body of `cls` stored at version `stored`
+    to the class's current version, in the order they run."""
+    current: int = getattr(cls, VERSION_KEY, 1)
+    return [f"upcast_v{n}_v{n + 1}" for n in range(max(stored, 1), current)]
 
 
 def upgrade(cls: type, topic: str, state: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ so "this command_id was applied" and the events themselves can never disagree, e
 two processes send the same command at once (the second insert fails on its version).
 
 This module was `coursebook/domain/bookkeeping.py`, and stores hold that path in their
-topics: see `LEGACY_TOPICS` at the end.
+topics: see the `renamed` calls at the end (`domain/topics.py` keeps every old topic).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
 
 from coursebook.domain.ids import CLINIC_ID, command_uuid
+from coursebook.domain.topics import renamed
 
-__all__ = ["LEGACY_TOPICS", "ClinicSettings", "CommandReceipt", "body_digest"]
+__all__ = ["ClinicSettings", "CommandReceipt", "body_digest"]
 
 _OLD_MODULE = "coursebook.domain.bookkeeping"
 
@@ -73,6 +73,25 @@ class ClinicSettings(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.timezone = self.timezone
 
+    class StoreMigrated(Aggregate.Event):
+        """`coursebook migrate` ran (docs/schema-evolution.md): who ran it, when and why,
+        and what it found and did. Changes no setting; the audit trail shows it."""
+
+        at: dt.datetime
+        actor: str
+        reason: str | None
+        coursebook_version: str
+        from_versions: dict[str, int]
+        """Event type -> the oldest version it is stored at, for the types read through
+        upcasters."""
+        to_versions: dict[str, int]
+        """Event type -> the version those are read at (their class's)."""
+        views_rebuilt: list[str]
+        snapshots_replaced: int
+
+        def apply(self, aggregate: Any) -> None:
+            """Nothing to change: the fact is the record."""
+
     if TYPE_CHECKING:
         timezone: str
 
@@ -81,22 +100,28 @@ class ClinicSettings(Aggregate):
         return cls._create(cls.Configured, id=CLINIC_ID, timestamp=recorded_at,
                            timezone=timezone)
 
+    def record_migration(self, *, recorded_at: dt.datetime, actor: str, reason: str | None,
+                         coursebook_version: str, from_versions: dict[str, int],
+                         to_versions: dict[str, int], views_rebuilt: list[str],
+                         snapshots_replaced: int) -> None:
+        self.trigger_event(self.StoreMigrated, timestamp=recorded_at, at=recorded_at,
+                           actor=actor, reason=reason, coursebook_version=coursebook_version,
+                           from_versions=from_versions, to_versions=to_versions,
+                           views_rebuilt=views_rebuilt, snapshots_replaced=snapshots_replaced)
+
 
 # The topics of this module's classes as stores written before the move hold them.
 #
-# The event classes keep their old topic as `TOPIC` (eventsourcing's `construct_topic`
-# prefers it), so the `topic` of every stored receipt and settings event stays the same
-# whichever version wrote it: the views select events by that column (the audit view
-# reads `ClinicSettings.Configured`), and a store must not hold two names for one event.
-# The aggregate classes are only ever resolved from a topic (the `originator_topic` in a
-# stored event's body, the `topic` in a snapshot's body), never selected by it: they take
-# their new module's topic from now on, and their old topics are registered here so that
-# what is already stored still resolves. Every topic ever stored stays here.
-LEGACY_TOPICS: dict[str, type] = {
-    f"{_OLD_MODULE}:CommandReceipt": CommandReceipt,
-    f"{_OLD_MODULE}:CommandReceipt.Accepted": CommandReceipt.Accepted,
-    f"{_OLD_MODULE}:ClinicSettings": ClinicSettings,
-    f"{_OLD_MODULE}:ClinicSettings.Configured": ClinicSettings.Configured,
-}
-for _topic, _cls in LEGACY_TOPICS.items():
-    register_topic(_topic, _cls)
+# The event classes kept their old topic as `TOPIC` (eventsourcing's `construct_topic`
+# prefers it) when the module moved, so every stored receipt and settings event has the
+# same `topic` whichever version wrote it. That was the rule before `domain/topics.py`;
+# it stays valid (the readers select every name of a class, `topics_of`, and here there
+# is only one). The aggregate classes are only ever resolved from a topic (the
+# `originator_topic` in a stored event's body, the `topic` in a snapshot's body): they
+# take their new module's topic from now on. Every topic ever stored stays registered.
+for _topic, _cls in (
+        (f"{_OLD_MODULE}:CommandReceipt", CommandReceipt),
+        (f"{_OLD_MODULE}:CommandReceipt.Accepted", CommandReceipt.Accepted),
+        (f"{_OLD_MODULE}:ClinicSettings", ClinicSettings),
+        (f"{_OLD_MODULE}:ClinicSettings.Configured", ClinicSettings.Configured)):
+    renamed(_topic, _cls)

@@ -45,6 +45,9 @@ LEFT_OUT = frozenset({"timestamp", "originator_topic", "at", "actor", "command_i
 PERSONAL = frozenset({"patient", "screening", "notes", "name"})
 """Fields never stored in the view, in any form."""
 
+CLINIC_TOPICS = (get_topic(ClinicSettings.Configured), get_topic(ClinicSettings.StoreMigrated))
+"""Facts about the store itself: their subject is `clinic`."""
+
 _UTC_SUFFIX = "+00:00"
 
 
@@ -86,7 +89,7 @@ class AuditProjection(ViewProjection):
         *course_topics(),
         get_topic(PractitionerRecord.Registered), get_topic(PractitionerRecord.LicenseRenewed),
         get_topic(PatientRecord.Registered), get_topic(PatientRecord.Erased),
-        get_topic(ClinicSettings.Configured)}))
+        *CLINIC_TOPICS}))
     tables = ("view_audit",)
     ddl = (
         "CREATE TABLE IF NOT EXISTS view_audit (position INTEGER PRIMARY KEY, "
@@ -142,7 +145,7 @@ class AuditProjection(ViewProjection):
         facts = self._topic_facts.get(topic)
         if facts is None:
             event = topic.rpartition(".")[2]
-            key = "" if event == "Configured" else self._subject_key(topic)
+            key = "" if topic in CLINIC_TOPICS else self._subject_key(topic)
             facts = (event, key, topic.startswith(self._course_prefix))
             self._topic_facts[topic] = facts
         return facts

@@ -141,7 +141,7 @@ class _Body:
                 elif stored == "spacing_rule":
                     fields = value["_data_"]  # by name (domain/schema.py)
                     numbers = (fields["min_days"], fields["target_days"],
-                               fields["max_days"], fields["source"])
+                               fields["max_days"], fields.get("source", ""))
                     rule = shared.get(numbers)
                     if rule is None:
                         rule = shared[numbers] = SpacingRule(*numbers)

@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 
 import attrs
 from eventsourcing.domain import DomainEvent
-from eventsourcing.utils import get_topic
 
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
@@ -35,6 +34,7 @@ from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
 from coursebook.domain.selection import select_events
+from coursebook.domain.topics import topics_of
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
@@ -245,11 +245,13 @@ def _nested_events(aggregate: type[Any]) -> list[type[Any]]:
 
 def report_topics() -> list[str]:
     """The topics the report reads: every course event, every practitioner event, and
-    patient erasures (not receipts, settings or the patient index)."""
+    patient erasures (not receipts, settings or the patient index), under every name
+    they were stored (`domain.topics`)."""
     classes: list[type[Any]] = [*_nested_events(TreatmentCourse),
                                 *_nested_events(PractitionerRecord), PatientRecord.Erased]
     # The library gives each aggregate its own `Created` and `Event` bases; never stored.
-    return sorted({get_topic(cls) for cls in classes if cls.__name__ not in ("Created", "Event")})
+    return sorted({topic for cls in classes if cls.__name__ not in ("Created", "Event")
+                   for topic in topics_of(cls)})
 
 
 def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.datetime | None,

@@ -26,7 +26,7 @@ from coursebook.clock import Clock
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import Catalogue
 from coursebook.logs import get_logger
-from coursebook.service import read_models
+from coursebook.service import migration, read_models
 from coursebook.service.batches import Batching
 from coursebook.service.command_methods import CommandMethods
 from coursebook.service.commanding import Outcome
@@ -59,6 +59,24 @@ class Coursebook(CommandMethods, Batching, Queries):
         if chosen not in ("inline", "worker"):
             raise ValueError(f"views must be 'inline' or 'worker', not {chosen!r}")
         self.views: ViewsFollow = "worker" if chosen == "worker" else "inline"
+
+    # -- stored formats (docs/schema-evolution.md) ----------------------------------------
+    def check_migration(self) -> dict[str, Any]:
+        """Reads the whole store through this code and writes nothing: `{"ok", "records",
+        "events": [{"type", "stored_version", "current_version", "records", "failed",
+        "upcasters", "old_topics"}], "snapshots": {"usable", "ignored", ...}, "views":
+        [{"name", "format", "stored_format", "rebuild_needed"}], "courses",
+        "courses_folded", "problems": [{"position", "subject", "version", "problem"}],
+        "problem_count"}`. `ok` only when every record reads and every course folds."""
+        return migration.check(self)
+
+    def migrate(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """`check_migration`, then, only if it is ok: rebuilds the views whose format
+        changed, replaces the snapshots this code cannot use, and records
+        `ClinicSettings.StoreMigrated` by `actor` (shown in the audit trail). Never
+        rewrites a stored event. Returns `{"check", "migrated", "views_rebuilt",
+        "snapshots_replaced", "recorded"}`."""
+        return migration.migrate(self, actor=actor, reason=reason)
 
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)

@@ -35,15 +35,16 @@ MAX_GAP = 5000
 
 
 class CacheFreshness:
-    """`on_erasure` runs when the log shows an event of `erasure_topic` recorded by
+    """`on_erasure` runs when the log shows an event of `erasure_topics` (an erasure's
+    topic and its old names, `domain.topics.topics_of`) recorded by
     another writer (or too many events to read through): every cached aggregate is
     dropped too, so no decrypted personal data of an erased patient stays cached."""
 
-    def __init__(self, recorder: Any, cache: Any, *, erasure_topic: str = "",
+    def __init__(self, recorder: Any, cache: Any, *, erasure_topics: Iterable[str] = (),
                  on_erasure: Callable[[], None] | None = None) -> None:
         self._recorder = recorder
         self._cache = cache
-        self._erasure_topic = erasure_topic
+        self._erasure_topics = frozenset(erasure_topics)
         self._on_erasure = on_erasure
         self._lock = Lock()
         self._position: int | None = None
@@ -69,8 +70,8 @@ class CacheFreshness:
             return
         notifications = self._recorder.select_notifications(
             start=position + 1, limit=head - position, stop=head)
-        if self._erasure_topic and any(n.topic == self._erasure_topic
-                                       for n in notifications):
+        if self._erasure_topics and any(n.topic in self._erasure_topics
+                                        for n in notifications):
             self.forget_all(head)
             if self._on_erasure is not None:
                 self._on_erasure()

@@ -37,7 +37,8 @@ from coursebook.projections.calendar import CalendarProjection
 from coursebook.projections.view_projection import Progress, ViewProjection
 from coursebook.service.wiring import Wiring
 
-__all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "rebuild", "runners", "status"]
+__all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "formats", "rebuild", "runners",
+           "status"]
 
 PROJECTIONS: dict[str, type[ViewProjection]] = {
     "calendar": CalendarProjection,
@@ -106,6 +107,26 @@ def rebuild(app: Wiring, name: str | None = None, progress: Progress | None = No
     processed (summed over the views rebuilt). `progress(position, head)` is called
     after each committed page. Several views are rebuilt in one pass over the log."""
     return rebuild_together(_selected(app, name), progress=progress)
+
+
+def formats(app: Wiring) -> list[dict[str, Any]]:
+    """Each view's format against the one its rows were written in, read without
+    changing anything (opening the views, `runners`, brings them to this code's format
+    and has them rebuilt by the next catch-up): `[{"name", "format", "stored_format",
+    "rebuild_needed"}]`; `stored_format` is None when the view was never made."""
+    made: dict[str, ViewRunner] | None = getattr(app, _ATTRIBUTE, None)
+    out = []
+    for name, cls in PROJECTIONS.items():
+        view = made[name].view if made is not None else _recorder(app, cls)
+        try:
+            stored, position = view.stored_format()
+        finally:
+            if made is None:
+                view.close()
+        out.append({"name": name, "format": cls.format_version, "stored_format": stored,
+                    "rebuild_needed": stored is not None and stored != cls.format_version
+                    and position > 0})
+    return out
 
 
 def status(app: Wiring) -> list[ViewStatus]:

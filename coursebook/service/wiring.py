@@ -19,7 +19,6 @@ from eventsourcing.persistence import (
     Mapper,
     Transcoder,
 )
-from eventsourcing.utils import get_topic
 
 from coursebook.adapters.storage.integrity import SealChain, TaggingMapper, seal_table_for
 from coursebook.adapters.storage.keys import (
@@ -48,6 +47,7 @@ from coursebook.domain.ids import (
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.protocols import Catalogue, default_catalogue
 from coursebook.domain.store_records import ClinicSettings
+from coursebook.domain.topics import topics_of
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.service.freshness import CacheFreshness
 
@@ -89,7 +89,7 @@ class Wiring(Application[UUID]):
                                     self.integrity_key)
         cache = self.repository.cache
         self._freshness = None if cache is None else CacheFreshness(
-            self.recorder, cache, erasure_topic=get_topic(PatientRecord.Erased),
+            self.recorder, cache, erasure_topics=topics_of(PatientRecord.Erased),
             on_erasure=self.keyring.forget_cached)
 
     @property

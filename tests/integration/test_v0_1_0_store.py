@@ -284,3 +284,56 @@ def test_new_commands_extend_the_old_chain(kind: str, tmp_path: Path) -> None:
     assert canonical(answer(audit_rebuilt)) == canonical(answer(audit))
     assert any(entry["course_id"] == "fx-after-01" for entry in answer(calendar))
     assert canonical(answer(calendar_rebuilt)) == canonical(answer(calendar))
+
+
+# -- the old store, migrated -------------------------------------------------------------------
+def test_migrate_reads_the_old_store_whole_and_changes_no_answer(tmp_path: Path) -> None:
+    """`migrate --check` reads all 497 records (the course events through `upcast_v1_v2`),
+    `migrate` rebuilds the audit view (format 1 -> 2) and replaces v0.1.0's snapshot;
+    afterwards every recorded answer is still given, the whole audit trail with the
+    migration's own entry after v0.1.0's."""
+    directory = tmp_path / "store"
+    entries = [e for e in ENTRIES if e["args"][0] != "verify"]
+    with old_store("sqlite", directory) as store:
+        checked, migrated, rechecked = coursebook(
+            directory, store, ["migrate", "--check"],
+            ["migrate", "--actor", "fx-admin", "--reason", "coursebook after 0.1.0"],
+            ["migrate", "--check"])
+        results = coursebook(directory, store, *(entry["args"] for entry in entries))
+        verified = coursebook(directory, store, ["verify"],
+                              ["verify", "--against", MANIFEST["seal"]])
+
+    report = json.loads(checked.stdout)
+    assert (checked.returncode, report["ok"], report["problems"]) == (0, True, []), \
+        checked.stderr.decode(errors="replace")
+    assert (report["records"], report["courses"], report["courses_folded"]) == (497, 14, 14)
+    for event in report["events"]:
+        course = event["type"].startswith("TreatmentCourse.")
+        assert (event["stored_version"], event["current_version"], event["failed"],
+                event["upcasters"]) == ((1, 2, 0, ["upcast_v1_v2"]) if course
+                                        else (1, 1, 0, [])), event
+    assert report["snapshots"] == {"usable": 0, "ignored": 1, "other_form": 1, "newer": 0,
+                                   "not_intact": 0}
+    assert [(v["name"], v["stored_format"], v["format"], v["rebuild_needed"])
+            for v in report["views"]] == [("calendar", 1, 1, False), ("audit", 1, 2, True)]
+
+    done = json.loads(migrated.stdout)
+    assert (migrated.returncode, done["migrated"], done["snapshots_replaced"]) == (0, True, 1)
+    assert [(v["name"], v["from_format"], v["to_format"]) for v in done["views_rebuilt"]] \
+        == [("audit", 1, 2)]
+    again = json.loads(rechecked.stdout)
+    assert again["snapshots"]["usable"] == 1
+    assert not any(v["rebuild_needed"] for v in again["views"])
+
+    for entry, result in zip(entries, results, strict=True):
+        actual = json.loads(result.stdout)
+        if entry["file"] == "expected/audit.json":
+            migration = actual.pop()
+            assert (migration["event"], migration["subject"], migration["actor"]) == (
+                "StoreMigrated", "clinic", "fx-admin")
+        assert canonical(actual) == (FIXTURE / entry["file"]).read_text(encoding="utf-8"), \
+            f"coursebook {' '.join(entry['args'])}: differs after migrate"
+        assert result.returncode == entry["exit"]
+    for result in verified:
+        document = json.loads(result.stdout)
+        assert (document["ok"], document["problems"]) == (True, []), result.args

@@ -38,9 +38,8 @@ from eventsourcing.persistence import (
     Transcoder,
     find_id_convertor,
 )
-from eventsourcing.utils import resolve_topic
 
-from coursebook.domain.schema import NewerRecord, upgrade
+from coursebook.domain.schema import NewerRecord, record_class, upgrade
 
 __all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "TaggingMapper", "catch_up",
            "event_tag", "seal_table_for", "verify_store"]
@@ -94,15 +93,11 @@ class TaggingMapper(Mapper[UUID]):
         """The library's `Mapper.to_domain_event`, except that the stored body is
         brought to its class's version by `domain.schema.upgrade` while it is still raw
         JSON (the same step every fast read path takes), and then its typed values are
-        revived. A body of a version this code does not know raises `NewerRecord`."""
-        cls = resolve_topic(stored_event.topic)
-        state = stored_event.state[:-TAG_LEN]
+        revived. A body of a version this code does not know raises `NewerRecord`, a
+        topic it does not know `UnknownRecord`."""
+        cls = record_class(stored_event.topic)
         try:
-            if self.cipher:
-                state = self.cipher.decrypt(state)
-            if self.compressor:
-                state = self.compressor.decompress(state)
-            event_state: dict[str, Any] = orjson.loads(state)
+            event_state = self.stored_body(stored_event.state)
             upgrade(cls, stored_event.topic, event_state)
             revive = getattr(self.transcoder, "revive", None)
             event_state = revive(event_state) if revive is not None \
@@ -121,6 +116,17 @@ class TaggingMapper(Mapper[UUID]):
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
+
+    def stored_body(self, state: bytes) -> dict[str, Any]:
+        """A stored event's body as the JSON it was written as, at its stored version
+        (tag, cipher and compression taken off; nothing upgraded or revived)."""
+        state = state[:-TAG_LEN]
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        body: dict[str, Any] = orjson.loads(state)
+        return body
 
     def reading_with(self, transcoder: Transcoder) -> TaggingMapper:
         """This mapper with another transcoder (same compressor, cipher and key)."""

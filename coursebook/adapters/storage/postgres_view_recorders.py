@@ -84,6 +84,9 @@ class PostgresViewRecorder(ViewRecorder):
             c.execute(_pg(sql), tuple(params))
             return [tuple(row.values()) for row in c.fetchall()]
 
+    def _has_table(self, name: str) -> bool:
+        return self.query("SELECT to_regclass(?)", (name,))[0][0] is not None
+
     def _writing(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=True)
 

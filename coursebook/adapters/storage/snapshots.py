@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
 from coursebook.domain.course_state import (
@@ -38,11 +39,12 @@ from coursebook.domain.course_state import (
     Reaction,
     Scheduled,
 )
+from coursebook.domain.schema import NewerRecord, UnknownRecord
 from coursebook.domain.values import Product, SpacingRule
 from coursebook.logs import get_logger
 
-__all__ = ["SNAPSHOT_INTERVAL", "SnapshotStore", "snapshot_segment", "snapshot_times",
-           "snapshot_transcodings"]
+__all__ = ["NEWER", "NOT_INTACT", "OTHER_FORM", "SNAPSHOT_INTERVAL", "SnapshotStore",
+           "delete_snapshot", "snapshot_segment", "snapshot_times", "snapshot_transcodings"]
 
 SNAPSHOT_INTERVAL = 100
 """Versions between snapshots: a question decodes at most this many events past one."""
@@ -68,6 +70,11 @@ def _form(*classes: type) -> str:
 
 
 FORM = _form(CourseState, GivenSession, Override, Reaction, Scheduled)
+
+NOT_INTACT = "its tag does not match its content"
+OTHER_FORM = "another shape of state"
+NEWER = "written by a newer coursebook"
+"""Why a stored snapshot is not used (`SnapshotStore.examine`)."""
 
 
 class UnusableSnapshot(Exception):
@@ -222,17 +229,51 @@ class SnapshotStore(EventStore[UUID]):
                                         stored.originator_version, stored.topic,
                                         state[:-TAG_LEN]))
 
+    def examine(self, stored: StoredEvent) -> tuple[Any | None, str | None]:
+        """(the snapshot, None) when it is usable, else (None, why not): `NOT_INTACT`,
+        `OTHER_FORM` (written by code whose state had another shape or format) or
+        `NEWER` (written by a newer coursebook: `domain.schema.NewerRecord`, or
+        `UnknownRecord` for a snapshot class this code does not know)."""
+        if not self.intact(stored):
+            return None, NOT_INTACT
+        try:
+            return self.mapper.to_domain_event(stored), None
+        except MapperDeserialisationError:  # UnusableSnapshot, wrapped
+            return None, OTHER_FORM
+        except (NewerRecord, UnknownRecord):  # a cache: the events decide for the store
+            return None, NEWER
+
     def decode(self, stored: StoredEvent) -> Any | None:
-        """The snapshot, or None (and a warning naming only its id and version) when its
-        tag does not match its content or its state has another shape."""
-        intact = self.intact(stored)
-        if intact:
-            try:
-                return self.mapper.to_domain_event(stored)
-            except MapperDeserialisationError:  # UnusableSnapshot, wrapped
-                reason = "another shape of state"
-        else:
-            reason = "its tag does not match its content"
-        log.warning("snapshot_ignored", aggregate=str(stored.originator_id),
-                    version=stored.originator_version, reason=reason)
-        return None
+        """The snapshot, or None (and a warning naming only its id and version) when it
+        is not usable (`examine`)."""
+        snapshot, reason = self.examine(stored)
+        if reason is not None:
+            log.warning("snapshot_ignored", aggregate=str(stored.originator_id),
+                        version=stored.originator_version, reason=reason)
+        return snapshot
+
+    def delete(self, stored: StoredEvent) -> bool:
+        """Deletes one stored snapshot (a cache entry: the events stay); False when this
+        store cannot (the in-memory one, whose snapshots this process wrote itself)."""
+        return delete_snapshot(self.recorder, UUID(str(stored.originator_id)),
+                               stored.originator_version)
+
+
+def delete_snapshot(recorder: Any, originator_id: UUID, version: int) -> bool:
+    """Deletes the snapshot of `originator_id` at `version` from a SQL snapshot table."""
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        with recorder.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {recorder.events_table_name} WHERE originator_id = ? "
+                      "AND originator_version = ?", (originator_id.hex, version))
+        return True
+    if type(recorder).__module__ == "eventsourcing.postgres":
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("DELETE FROM {schema}.{table} WHERE originator_id = %s "
+                        "AND originator_version = %s").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name))
+        with recorder.datastore.transaction(commit=True) as curs:
+            curs.execute(statement, (originator_id, version))
+        return True
+    return False

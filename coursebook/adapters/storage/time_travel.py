@@ -22,7 +22,6 @@ from uuid import UUID
 
 import attrs
 import orjson
-from eventsourcing.utils import resolve_topic
 
 from coursebook.adapters.storage.bulk_reads import select_rows
 from coursebook.adapters.storage.integrity import TAG_LEN, TaggingMapper
@@ -32,7 +31,7 @@ from coursebook.adapters.storage.snapshots import (
     snapshot_times,
 )
 from coursebook.domain.course_state import CourseState
-from coursebook.domain.schema import upgrade
+from coursebook.domain.schema import record_class, upgrade
 
 __all__ = ["CourseReader", "fold_course", "stored_rows"]
 
@@ -239,7 +238,7 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
         # Brought to its class's version first (domain/schema.py), like every read.
         cls = classes.get(row.topic)
         if cls is None:
-            cls = classes[row.topic] = resolve_topic(row.topic)
+            cls = classes[row.topic] = record_class(row.topic)
         body = upgrade(cls, row.topic, loads(row.state[:-TAG_LEN]))
         if known is not None and when(body["timestamp"]) > known:
             return _STOP

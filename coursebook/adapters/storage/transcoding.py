@@ -218,8 +218,9 @@ class SpacingRuleAsDict(Transcoding):
 
 
 def _spacing_rule(data: dict[str, Any]) -> SpacingRule:
+    # `source` has a default: read as optional (docs/schema-evolution.md).
     return SpacingRule(data["min_days"], data["target_days"], data["max_days"],
-                       data["source"])
+                       data.get("source", ""))
 
 
 class PhaseAsDict(Transcoding):

@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.utils import resolve_topic
 
-from coursebook.domain.schema import upgrade
+from coursebook.domain.schema import record_class, upgrade
+from coursebook.domain.topics import topic_aliases
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.view_projection import Progress, Row, ViewProjection, Write
 
@@ -185,9 +185,30 @@ class ViewRecorder(TrackingRecorder, ABC):
                       (self.view, version))
             return discarded
 
+    def stored_format(self) -> tuple[int | None, int]:
+        """(the format the view's rows were written in, the view's position), read
+        without changing anything; (None, 0) when the view was never made here."""
+        if not self._has_table(TRACKING_TABLE):
+            return None, 0
+        tracked = self.query(f"SELECT position FROM {TRACKING_TABLE} WHERE view=?",
+                             (self.view,))
+        if not tracked:
+            return None, 0
+        position = int(tracked[0][0])
+        if self._has_table(FORMAT_TABLE):
+            found = self.query(f"SELECT version FROM {FORMAT_TABLE} WHERE view=?",
+                               (self.view,))
+            if found:
+                return int(found[0][0]), position
+        return 1, position  # no record of its format: written by 0.1.0
+
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only statement over the view's tables (`?` placeholders)."""
+
+    @abstractmethod
+    def _has_table(self, name: str) -> bool:
+        """Whether the view's database holds a table of that name (where it looks)."""
 
     def _execute_in_transaction(self, sql: str, params: Sequence[Any]) -> None:
         with self._writing() as c:
@@ -269,6 +290,10 @@ class SQLiteViewRecorder(ViewRecorder):
         with self._lock:
             return list(self._conn.execute(sql, tuple(params)).fetchall())
 
+    def _has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                               (name,)))
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -297,7 +322,7 @@ def raw_decoder(app: Application[Any]) -> Callable[[str, bytes], dict[str, Any]]
         decoded: dict[str, Any] = orjson.loads(state)
         cls = classes.get(topic)
         if cls is None:
-            cls = classes[topic] = resolve_topic(topic)
+            cls = classes[topic] = record_class(topic)
         return upgrade(cls, topic, decoded)
 
     return decode
@@ -337,6 +362,7 @@ class ViewRunner:
         self.page_size = page_size
         self._built_on: int | None = None  # the position the projection's caches reflect
         self._topic_set = frozenset(projection.topics)
+        self._aliases: dict[tuple[str, ...], dict[str, str]] = {}
         self.conflicts = 0
 
     @property
@@ -387,14 +413,28 @@ class ViewRunner:
             progress(head, head)  # the log's tail may hold no event of the view's topics
         return processed
 
+    def _names(self, topics: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """Every topic stored records of these topics' classes may carry (their old
+        names too, `domain.topics`), and each old name to the current one."""
+        key = tuple(topics)
+        aliases = self._aliases.get(key)
+        if aliases is None:
+            aliases = self._aliases[key] = topic_aliases(topics)
+        return [*topics, *aliases], aliases
+
     def _select_topics(self, start: int, topics: Sequence[str], until: int | None,
                        limit: int) -> list[Row]:
-        rows = self.view.select_page(start, limit, topics, until)
-        if rows is not None:
-            return rows
-        return [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                for n in self.app.recorder.select_notifications(
-                    start + 1, limit, stop=until, topics=topics)]
+        """The next stored events of `topics`' classes, stored under any of their names,
+        each handed over under its class's current topic (what projections compare)."""
+        names, aliases = self._names(topics)
+        rows = self.view.select_page(start, limit, names, until)
+        if rows is None:
+            rows = [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                    for n in self.app.recorder.select_notifications(
+                        start + 1, limit, stop=until, topics=names)]
+        if aliases:
+            rows = [(r[0], r[1], r[2], aliases.get(r[3], r[3]), r[4]) for r in rows]
+        return rows
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
         """Empties the view and applies the whole log again, from zero."""
@@ -440,9 +480,9 @@ class ViewRunner:
         head = self.app.recorder.max_notification_id() or 0
         pending = 0
         start = position + 1
+        names = self._names(self.projection.topics)[0]
         while True:
-            page = self.app.recorder.select_notifications(
-                start, 10_000, topics=self.projection.topics)
+            page = self.app.recorder.select_notifications(start, 10_000, topics=names)
             pending += len(page)
             if len(page) < 10_000:
                 break

@@ -1,7 +1,8 @@
 """The `coursebook` command line (docs/cli.md; the documents it prints: docs/reference.md).
 
-Exit codes: 0 success; 1 some commands rejected (or a query found nothing); 2 usage error
-or unusable input file; 3 `verify` found tampering; 4 the store cannot be opened.
+Exit codes: 0 success; 1 some commands rejected (or a query found nothing, or `migrate`
+found records this code does not read); 2 usage error or unusable input file; 3 `verify`
+found tampering; 4 the store cannot be opened.
 Each sub-command lives in its own module and registers itself on `main` below.
 """
 
@@ -19,6 +20,7 @@ from coursebook.adapters.entrypoints.cli import (
     course,
     demo,
     importing,
+    migrate,
     projections,
     store,
     verify,
@@ -45,7 +47,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               verify, backup):
+               verify, backup, migrate):
     module.register(cli)
 
 
