@@ -411,12 +411,13 @@ def test_time_travel_refuses_a_newer_record_it_only_peeks_at(
         for as_of, known_at in ((dt.datetime.fromisoformat(day(30)), None),
                                 (None, clock.now()),
                                 (dt.datetime.fromisoformat(day(30)), clock.now())):
-            peek = _selector(app, as_of, known_at)
+            peek = _selector(app.course_reader, as_of, known_at)
             assert peek is not None
             with pytest.raises(NewerRecord):
                 peek(row)
             with pytest.raises(NewerRecord):
-                fold_course(app, course_uuid("C1"), as_of=as_of, known_at=known_at)
+                fold_course(app.course_reader, course_uuid("C1"), as_of=as_of,
+                            known_at=known_at)
     finally:
         app.close()
 

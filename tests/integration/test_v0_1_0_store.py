@@ -71,16 +71,24 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def copy_fixture(destination: Path) -> Path:
+    """The SQLite store and its seal, alone in a fresh directory (the fixture itself is
+    never opened)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST["store"], MANIFEST["seal"]):
+        shutil.copy2(FIXTURE / name, destination / name)
+    return destination
+
+
 @contextmanager
 def old_store(kind: str, directory: Path) -> Iterator[str]:
     """A copy of the old store of `kind` (its target) with the seal in `directory`, the
     fixture itself never opened; a PostgreSQL copy is dropped afterwards."""
+    if kind == "sqlite":
+        yield str(copy_fixture(directory) / MANIFEST["store"])
+        return
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy2(FIXTURE / MANIFEST["seal"], directory / MANIFEST["seal"])
-    if kind == "sqlite":
-        shutil.copy2(FIXTURE / MANIFEST["store"], directory / MANIFEST["store"])
-        yield str(directory / MANIFEST["store"])
-        return
     target = pg.new_target()
     try:
         copy_fixture_to_postgres(target, MASTER_KEY, store=FIXTURE / MANIFEST["store"])
