@@ -217,8 +217,14 @@ class Wiring(Application[UUID]):
         settings.adopt_catalogue(recorded_at=now, actor="coursebook init",
                                  reason="adopted when the store was created",
                                  catalogue=chosen.identity(), content=chosen.content)
-        self.save(settings)
+        self._save_settings(settings)
         return name
+
+    def _save_settings(self, settings: ClinicSettings) -> None:
+        """Saves the clinic settings and keeps this process's cached copy current."""
+        recordings = self.save(settings)
+        if self._freshness is not None:
+            self._freshness.saved([settings], [r.notification.id for r in recordings])
 
     # -- catalogues --------------------------------------------------------------------
     def _catalogue(self, ref: str | Catalogue) -> Catalogue:
@@ -308,7 +314,7 @@ class Wiring(Application[UUID]):
             settings.adopt_catalogue(recorded_at=self.clock.now(), actor=actor.strip(),
                                      reason=reason.strip(), catalogue=wanted.identity(),
                                      content=wanted.content)
-            self.save(settings)
+            self._save_settings(settings)
         return {**wanted.identity(), "adopted_at": self._adopted_at(wanted)}
 
     @property
