@@ -39,7 +39,7 @@ from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
 __all__ = [
-    "CODES", "LICENSE_HORIZON_DAYS", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
+    "CODES", "LICENSE_HORIZON_DAYS", "MEANING", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
     "build_report", "judge",
     "report_topics",
 ]
@@ -61,6 +61,31 @@ SEVERITY: dict[str, str] = {
 """Every finding code and its severity."""
 
 CODES = tuple(SEVERITY)
+
+MEANING: dict[str, str] = {
+    "SPACING_OVERRIDDEN": "a session came sooner than its spacing rule allows, with a "
+                          "stated reason",
+    "SPACING_EXCEEDED": "a session came later than its spacing rule's longest gap",
+    "OVERDUE": "the next session's window has closed and it was not given",
+    "CONTRAINDICATION_OVERRIDDEN": "a session was given while a physician had set aside "
+                                   "an absolute contraindication",
+    "GIVEN_WITH_CAUTIONS": "a session was given while relative contraindications were in "
+                           "force",
+    "SEVERE_REACTION": "a reaction of severity 3 or more, or of a kind the course's "
+                       "catalogue lists as serious",
+    "REACTION_UNREVIEWED": "such a reaction was not reviewed by a physician within 48 "
+                           "hours",
+    "LICENSE_EXPIRING": "a practitioner's licence ends within 30 days",
+    "INTERVAL_BELOW_PROTOCOL": "a session came under an adjusted spacing whose minimum is "
+                               "shorter than the protocol's",
+    "SCREENING_INCONSISTENT": "the medication list names a blood thinner while the "
+                              "anticoagulants answer was no",
+    "FOLLOW_UP_MISSED": "the follow-up after a session was not recorded by its last "
+                        "allowed day",
+    "AFTERCARE_NOT_RECORDED": "a session was given without recording the aftercare "
+                              "instructions handed out",
+}
+"""Each code in words (the compliance page explains every code it counts)."""
 SEVERITIES = ("violation", "warning", "info")
 
 REVIEW_WINDOW = dt.timedelta(hours=48)

@@ -19,7 +19,14 @@ import jinja2
 
 from coursebook.domain import rules
 from coursebook.domain.course_state import CourseState
-from coursebook.projections.compliance import CODES, SEVERITIES, SEVERITY, Finding, Report
+from coursebook.projections.compliance import (
+    CODES,
+    MEANING,
+    SEVERITIES,
+    SEVERITY,
+    Finding,
+    Report,
+)
 from coursebook.projections.course_view import iso
 
 __all__ = ["render_html", "timeline"]
@@ -223,4 +230,4 @@ def render_html(report: Report) -> str:
         known_at=iso(report.known_at), zone=str(report.zone), course_count=document["courses"],
         counts=[(code, SEVERITY[code], counted[code]) for code in sorted(
             CODES, key=lambda code: (SEVERITIES.index(SEVERITY[code]), CODES.index(code)))],
-        by_severity=by_severity, findings=findings, courses=courses)
+        by_severity=by_severity, findings=findings, courses=courses, meaning=MEANING)

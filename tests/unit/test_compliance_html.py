@@ -58,3 +58,10 @@ def test_each_session_window_is_shaded_from_the_rule_recorded_with_it():
     session_2 = drawing["sessions"][1]
     assert session_2["kind"] == "overridden"
     assert session_2["x"] < windows[0]["x"]  # given before its window opened
+
+
+def test_the_page_explains_every_code_in_words() -> None:
+    from coursebook.projections.compliance import CODES, MEANING
+
+    assert set(MEANING) == set(CODES)
+    assert all(len(words.split()) >= 5 for words in MEANING.values())
