@@ -21,7 +21,7 @@ NOW = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC)
 def built(now: dt.datetime) -> DemoRun:
     clock = FixedClock(now - dt.timedelta(days=400))
     app = Coursebook(clock=clock)
-    app.initialise(DEMO_ZONE, "default@1")
+    app.initialise(DEMO_ZONE, "default@2")
     script, results = build_demo(app, clock, now)
     return DemoRun(app, ":memory:", now, script, results)
 
@@ -134,3 +134,15 @@ def test_one_licence_expires_within_30_days_and_one_has_expired(demo: DemoRun) -
 def test_the_same_now_gives_the_same_story() -> None:
     first, second = built(NOW), built(NOW)
     assert [s.body for s in first.script.steps] == [s.body for s in second.script.steps]
+
+
+def test_the_demo_runs_under_default_2_and_shows_its_safety_rules(demo: DemoRun) -> None:
+    assert demo.app.catalogue()["version"] == 2
+    refused = {(r.code, r.step.command) for r in demo.results if r.outcome == "rejected"}
+    assert {("SCREENING_STALE", "give_session"), ("NOT_AUTHORIZED", "adjust_interval")} \
+        <= refused
+    found = {f["code"] for f in demo.app.compliance(as_of=NOW)["findings"]}
+    assert {"INTERVAL_BELOW_PROTOCOL", "FOLLOW_UP_MISSED"} <= found
+    followed = [s for s in states(demo).values()
+                if s["follow_up"] is not None and s["follow_up"]["done_at"] is not None]
+    assert len(followed) >= 10

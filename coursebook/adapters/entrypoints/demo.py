@@ -171,7 +171,7 @@ def _open(target: str, clock: FixedClock) -> Coursebook:
         app = open_store(target, create=True, clock=clock)
     except StoreUnavailable as error:
         raise user_error(str(error), EXIT_STORE) from None
-    app.initialise(DEMO_ZONE, "default@1")
+    app.initialise(DEMO_ZONE, "default@2")
     return app
 
 

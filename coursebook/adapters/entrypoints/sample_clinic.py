@@ -72,6 +72,11 @@ SCREENING_NOTES = ("Demo note: previous filler treatment, no complications",
                    "Demo note: prefers late-afternoon appointments",
                    "Demo note: mild needle anxiety, topical anaesthetic helps",
                    "Demo note: haematology letter scanned into the paper file")
+AFTERCARE = {"skin_rejuvenation": "AC-FACE v3", "hair_restoration": "AC-SCALP v2",
+             "fat_reduction": "AC-BODY v2", "cellulite": "AC-BODY v2",
+             "pigmentation": "AC-FACE v3"}
+"""The written aftercare instructions handed out after a session, by indication."""
+
 FLAG_MEDICATIONS = {"anticoagulants": "apixaban 5 mg", "diabetes": "metformin 500 mg",
                     "heart_condition": "bisoprolol 2.5 mg",
                     "autoimmune_disease": "hydroxychloroquine 200 mg"}
@@ -132,6 +137,7 @@ class CourseScript:
         self.areas = list(script.rng.choice(AREAS[indication]))
         self.last_at: dt.datetime | None = None
         self.consulted_at: dt.datetime | None = None
+        self.follow_up_forgotten = False
 
     # -- time --------------------------------------------------------------------------
     def _at(self, at: dt.datetime) -> dt.datetime:
@@ -216,10 +222,24 @@ class CourseScript:
         self._send("cancel_session", at, actor, session_no=self.next_no, reason=reason)
         self.scheduled = None
 
+    def screening_stale_on(self, day: dt.date) -> bool:
+        """Whether the catalogue's `screening_valid_days` has run out by `day`."""
+        days = self.script.catalogue.safety.screening_valid_days
+        if days is None or self.consulted_at is None:
+            return False
+        return day > self.script.day_of(self.consulted_at) + dt.timedelta(days=days)
+
+    def follow_up(self, at: dt.datetime, actor: str, outcome: str = "as_expected",
+                  session_no: int = 1) -> None:
+        self._send("record_follow_up", at, actor, session_no=session_no, outcome=outcome)
+
     def give(self, at: dt.datetime, actor: str, *, expect: str | None = None,
              override_reason: str | None = None, anaesthetic: Any = "default",
-             expired_lot: bool = False) -> None:
+             expired_lot: bool = False, aftercare: bool = True) -> None:
         rng = self.script.rng
+        if expect is None and self.screening_stale_on(self.script.day_of(at)):
+            # The health profile is out of date: screened again before treating.
+            self.consult(at - dt.timedelta(minutes=40), actor)
         name = rng.choice(PRODUCTS[self.indication])
         expires_on = (self.script.day_of(at) - dt.timedelta(days=9) if expired_lot
                       else self.script.day_of(at) + dt.timedelta(days=rng.randint(120, 540)))
@@ -234,10 +254,30 @@ class CourseScript:
         }
         if override_reason is not None:
             fields["spacing_override_reason"] = override_reason
+        if aftercare:
+            fields["aftercare"] = AFTERCARE[self.indication]
         self._send("give_session", at, actor, expect, **fields)
         if expect is None:
             self.given.append(at)
             self.scheduled = None
+            if len(self.given) == 1:
+                self._follow_up_first()
+
+    def _follow_up_first(self) -> None:
+        """The follow-up the catalogue asks for after the first session: mostly on its
+        due day or a little after, recorded when that day has come."""
+        rule = self.script.catalogue.safety.follow_up
+        if rule is None or rule.after_session != 1:
+            return
+        script, rng = self.script, self.script.rng
+        first = script.day_of(self.given[0])
+        day = first + dt.timedelta(days=rule.due_days + rng.choice((0, 0, 1, 2, 3)))
+        if day >= script.today or self.follow_up_forgotten:  # not yet, or forgotten
+            return
+        script.send({"command": "record_follow_up", "course_id": self.course_id,
+                     "session_no": 1, "outcome": rng.choice(("as_expected",) * 5
+                                                            + ("concern",))},
+                    script.moment(day), script.injector(day), None)
 
     def react(self, at: dt.datetime, actor: str, kind: str, severity: int,
               session_no: int | None = None) -> None:
@@ -254,9 +294,11 @@ class CourseScript:
             self.closed = True
 
     def adjust(self, at: dt.datetime, actor: str, rule: tuple[int, int, int],
-               reason: str) -> None:
-        self._send("adjust_interval", at, actor, min_days=rule[0], target_days=rule[1],
-                   max_days=rule[2], reason=reason)
+               reason: str, expect: str | None = None) -> None:
+        self._send("adjust_interval", at, actor, expect, min_days=rule[0],
+                   target_days=rule[1], max_days=rule[2], reason=reason)
+        if expect is not None:
+            return
         self.adjusted = SpacingRule(*rule)
         self.adjusted_in_maintenance = self.maintenance
 
@@ -651,6 +693,32 @@ class ClinicScript:
         c.consult(d(12, 9, 20), "dr-morel", flags=["heart_condition"])
         c.give(d(12, 10), "nurse-haddad")
         c.give(self.now + dt.timedelta(days=1), "nurse-haddad", expect="FUTURE_FACT")
+
+        # Only a physician may shorten the spacing below the protocol (default@2): the
+        # nurse's adjustment is refused, the physician's recorded; the session under it
+        # is a finding. The follow-up after session 1 was forgotten: a missed follow-up.
+        c = self.course("skin_rejuvenation", 9)
+        c.follow_up_forgotten = True
+        c.open(d(45, 9))
+        c.consult(d(45, 9, 20), "nurse-haddad")
+        c.give(d(44, 10), "nurse-haddad")
+        c.adjust(d(44, 10, 30), "nurse-haddad", (10, 12, 21),
+                 "Patient travels abroad for a month", expect="NOT_AUTHORIZED")
+        c.adjust(d(44, 10, 40), "dr-morel", (10, 12, 21),
+                 "Patient travels abroad for a month; skin tolerates it well")
+        c.give(d(33, 10), "nurse-haddad")
+        c.run_sessions(self._next(c))
+
+        # The health profile is out of date (default@2: 180 days): the session is refused,
+        # the patient screened again, and the session given.
+        c = self.course("pigmentation", 9)
+        c.open(d(230, 11))
+        c.consult(d(230, 11, 20), "dr-okafor")
+        c.give(d(229, 10), "nurse-lindqvist")
+        c.give(d(26, 10), "nurse-lindqvist", expect="SCREENING_STALE")
+        c.consult(d(26, 10, 10), "dr-okafor")
+        c.give(d(26, 10, 30), "nurse-lindqvist")
+        c.run_sessions(self._next(c))
 
     def _next(self, c: CourseScript) -> dt.date:
         rule = c.rule(c.next_no)
