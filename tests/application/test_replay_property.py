@@ -46,7 +46,7 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(
         ["give"] * 8 + ["react"] * 3 + ["review", "schedule", "resume"] * 2 + [
             "open", "consult", "override", "adjust", "extend", "pause", "complete",
-            "discontinue", "invalid", "unknown"]))
+            "discontinue", "invalid", "unknown", "follow_up", "withdraw"]))
     match kind:
         case "open":
             return {"command": "open_course", **base, "actor": "admin",
@@ -56,8 +56,9 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
         case "consult":
             return {"command": "record_consultation", **base,
                     "consent": draw(st.booleans() | st.just(True)),
-                    "screening": screening(pregnant=draw(st.booleans()),
-                                           diabetes=draw(st.booleans()))}
+                    "screening": screening(
+                        pregnant=draw(st.booleans()), diabetes=draw(st.booleans()),
+                        medications=draw(st.sampled_from([[], ["Aspirin 75 mg"]])))}
         case "override":
             return {"command": "override_contraindication", **base, "code": "PREGNANCY",
                     "justification": "confirmed not pregnant by a blood test"}
@@ -67,6 +68,8 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
                     "anaesthetic": None}
             if draw(st.booleans()):
                 body["spacing_override_reason"] = "patient travels abroad soon"
+            if draw(st.booleans()):
+                body["aftercare"] = "AC-FACE v1"
             return body
         case "schedule":
             planned = valid_time(draw(st.integers(0, 120)), 10)
@@ -75,7 +78,8 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
         case "react":
             return {"command": "report_reaction", **base,
                     "session_no": draw(st.integers(1, 3)),
-                    "kind": "swelling", "severity": draw(st.integers(1, 5))}
+                    "kind": draw(st.sampled_from(["swelling", "infection"])),
+                    "severity": draw(st.integers(1, 5))}
         case "review":
             return {"command": "review_reaction", **base,
                     "session_no": draw(st.integers(1, 3)),
@@ -97,6 +101,12 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
             return {"command": "complete_course", **base}
         case "discontinue":
             return {"command": "discontinue_course", **base, "reason": "moved away"}
+        case "follow_up":
+            return {"command": "record_follow_up", **base,
+                    "session_no": draw(st.integers(1, 2)),
+                    "outcome": draw(st.sampled_from(["as_expected", "concern"]))}
+        case "withdraw":
+            return {"command": "withdraw_consent", **base}
         case "invalid":
             return {"command": "give_session", **base, "at": at[:19], "products": []}
         case _:
@@ -172,7 +182,7 @@ def test_time_travel_answers_and_a_fresh_process_equal_the_states_shown_at_the_t
 def check_replays(kind: str, sequence: list[tuple[int, dict[str, Any]]]) -> None:
     with tempfile.TemporaryDirectory(prefix="coursebook-property-") as tmp:
         clock = FixedClock(START)
-        app = make_app(kind, Path(tmp), clock)
+        app = make_app(kind, Path(tmp), clock, catalogue="default@2")
         try:
             by_version: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in COURSES}
             by_time: dict[str, dict[dt.datetime, dict[str, Any]]] = {c: {} for c in COURSES}
@@ -241,7 +251,7 @@ def test_as_of_answers_equal_the_states_shown_when_acts_come_in_order(
         sequence: list[tuple[int, dict[str, Any]]]) -> None:
     with tempfile.TemporaryDirectory(prefix="coursebook-property-") as tmp:
         clock = FixedClock(START)
-        app = make_app("memory", Path(tmp), clock)
+        app = make_app("memory", Path(tmp), clock, catalogue="default@2")
         try:
             by_at: dict[str, dict[dt.datetime, dict[str, Any]]] = {c: {} for c in COURSES}
             for advance, body in opening_steps() + sequence:
