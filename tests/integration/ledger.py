@@ -46,8 +46,8 @@ class Ledger:
     def digest(self) -> list[tuple[str, int, str, str]]:
         """Order-free content of the store, minus record times (two runs compare equal)."""
         rows = []
-        for event in self.events:
-            if isinstance(event, ClinicSettings.Configured):
+        for event in self.events:  # the store's settings and catalogue: set up, not imported
+            if isinstance(event, ClinicSettings.Configured | ClinicSettings.CatalogueAdopted):
                 continue
             state = {k: v for k, v in sorted(vars(event).items())
                      if k not in {"timestamp", "recorded_at"}}
