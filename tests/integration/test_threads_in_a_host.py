@@ -256,7 +256,8 @@ def test_threads_with_a_coursebook_each_lose_nothing_and_apply_each_command_once
         rebuilt.rebuild_views()
         assert rebuilt.audit() == audit
         assert rebuilt.calendar() == calendar
-        assert len(audit) == 2 + course_events  # the clinic's settings, the practitioner
+        # the clinic's settings, its catalogue adopted at init, the practitioner
+        assert len(audit) == 3 + course_events
     finally:
         rebuilt.close()
 
