@@ -41,7 +41,8 @@ class CoursebookError(Exception):
 
 
 class Rejected(CoursebookError):
-    """A command or query refused: nothing was recorded.
+    """A command or query refused: nothing of it was applied (a command's refusal is
+    remembered under its `command_id`, unless it is `CONFLICT`).
 
     `field` names the input at fault (dotted path, e.g. `screening.diabetes`), or is None
     when the refusal is about state rather than one field.

@@ -13,15 +13,18 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.utils import get_topic
 
+from coursebook.domain.store_records import CommandReceipt
 from coursebook.errors import Code, Rejected
 from coursebook.service.application import Coursebook, Outcome
 
 __all__ = [
     "DAY", "PATIENT", "SCREENING_ALL_NO", "T0", "Clinic", "command", "day", "product",
-    "rejected", "screening",
+    "refusals_added", "rejected", "screening",
 ]
 
 PARIS = dt.timezone(dt.timedelta(hours=2))  # CEST: every default date below is in summer
@@ -63,6 +66,20 @@ def command(name: str, /, *, at: str | dt.datetime, actor: str = "dr-ada",
     }
     body.update(fields)
     return body
+
+
+REFUSAL_TOPICS = frozenset(get_topic(cls) for cls in (CommandReceipt.Refused,
+                                                    CommandReceipt.AnotherBodyRefused))
+
+
+def refusals_added(before: list[Any], after: list[Any]) -> list[UUID]:
+    """The receipts (ids) of the refusals recorded between two readings of the store's
+    records, checking that nothing else was recorded: a refused command leaves nothing
+    but its remembered refusal."""
+    assert after[:len(before)] == before
+    added = after[len(before):]
+    assert all(n.topic in REFUSAL_TOPICS for n in added), [n.topic for n in added]
+    return [n.originator_id for n in added]
 
 
 @contextmanager

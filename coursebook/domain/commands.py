@@ -373,7 +373,8 @@ COMMON = {
     "command_id": F(COMMAND_KEY, doc="Your key for this command. Sent again with the same "
                                      "body it is a duplicate (nothing more is recorded); "
                                      "with another body, once applied, it is "
-                                     "`CONFLICTING_DUPLICATE`."),
+                                     "`CONFLICTING_DUPLICATE`. A body refused under it is "
+                                     "refused again the same way (except `CONFLICT`)."),
     "at": F(TIMESTAMP, doc="When the act happened in the clinic (valid time)."),
     "actor": F(ID, doc="Who performs or decides the act: a registered practitioner for "
                        "clinical acts (see \"who may\"), any id of your staff otherwise."),

@@ -162,6 +162,8 @@ class CourseState:
     screening: Personal | None = None
     sessions: list[GivenSession] = attrs.field(factory=list)
     in_maintenance: bool = False
+    completed_at: dt.datetime | None = None
+    """The `at` of the `complete_course` that began maintenance (None outside it)."""
     adjusted: SpacingRule | None = None
     adjusted_in_maintenance: bool = False
     adjustment: Adjustment | None = None
@@ -345,6 +347,7 @@ class CourseState:
     def _on_Completed(self, e: Any) -> None:
         if e.maintenance:
             self.in_maintenance = True
+            self.completed_at = _as_datetime(e.at)
             self.status = "maintenance"
         else:
             self.status = "completed"

@@ -376,8 +376,9 @@ def plan_exceeded(state: CourseState, session_no: int) -> Refusal | None:
 
 
 def out_of_order(state: CourseState, at: dt.datetime) -> Refusal | None:
-    """OUT_OF_ORDER for a session given before the previous session or before the
-    consultation in force."""
+    """OUT_OF_ORDER for a session given before the previous session, before the
+    consultation in force, or (a maintenance session) before the completion that began
+    maintenance."""
     last = state.last_session
     if last is not None and at < last.at:
         return Refusal(Code.OUT_OF_ORDER, f"at: before session {last.session_no}", "at",
@@ -385,6 +386,9 @@ def out_of_order(state: CourseState, at: dt.datetime) -> Refusal | None:
     if state.consultation_at is not None and at < state.consultation_at:
         return Refusal(Code.OUT_OF_ORDER, "at: before the consultation in force", "at",
                        protocol=state.protocol.label)
+    if state.completed_at is not None and at < state.completed_at:
+        return Refusal(Code.OUT_OF_ORDER, "at: before the completion that began "
+                       "maintenance", "at", protocol=state.protocol.label)
     return None
 
 

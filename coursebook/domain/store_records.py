@@ -2,7 +2,8 @@
 
 A `CommandReceipt` is saved in the same transaction as the events its command produced,
 so "this command_id was applied" and the events themselves can never disagree, even when
-two processes send the same command at once (the second insert fails on its version).
+two processes send the same command at once (the second insert fails on its version). A
+refused command leaves a receipt too, and nothing else: the refusal, remembered.
 
 This module was `coursebook/domain/bookkeeping.py`, and stores hold that path in their
 topics: see the `renamed` calls at the end (`domain/topics.py` keeps every old topic).
@@ -15,13 +16,14 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import orjson
 from eventsourcing.domain import Aggregate
 
 from coursebook.domain.ids import CLINIC_ID, command_uuid
 from coursebook.domain.topics import renamed
 
-__all__ = ["ClinicSettings", "CommandReceipt", "body_digest"]
+__all__ = ["ClinicSettings", "CommandReceipt", "RememberedRefusal", "body_digest"]
 
 _OLD_MODULE = "coursebook.domain.bookkeeping"
 
@@ -38,6 +40,18 @@ def body_digest(canonical: Any, key: bytes | None = None) -> str:
 
 
 class CommandReceipt(Aggregate):
+    """What became of a `command_id`: the body applied under it (its digest), and the
+    refusals remembered under it, each with the digest of the body refused.
+
+    A command refused for any reason but `CONFLICT` is remembered (`Refused`, or
+    `AnotherBodyRefused` when the id already holds a refusal of another body): the same
+    body sent again is refused again with the same code, message and field, whatever has
+    changed since, so an import run twice, or again after a crash, leaves what one import
+    leaves. Another body under the same id is decided afresh; once a body is applied
+    (`Accepted`, or `AnotherBodyAccepted` after refusals) that application decides every
+    later use of the id. A receipt never holds a body, only keyed digests; a refusal's
+    message names fields, codes, ids and numbers only (never personal data)."""
+
     class Accepted(Aggregate.Created):
         TOPIC = f"{_OLD_MODULE}:CommandReceipt.Accepted"  # the stored topic: see below
         command_id: str
@@ -50,12 +64,64 @@ class CommandReceipt(Aggregate):
             aggregate.command = self.command
             aggregate.digest = self.digest
             aggregate.subject = self.subject
+            aggregate.refusals = {}
 
-    if TYPE_CHECKING:  # set by the events' apply(); not constructor arguments
+    class Refused(Aggregate.Created):
+        """The first refusal remembered under a `command_id` (nothing applied under it)."""
+
         command_id: str
+        command: str | None
+        """The command's name when it names one, else None (`UNKNOWN_COMMAND`, a
+        missing name)."""
+        digest: str
+        code: str
+        message: str
+        field: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.command_id = self.command_id
+            aggregate.command = None
+            aggregate.digest = None
+            aggregate.subject = None
+            aggregate.refusals = {self.digest: RememberedRefusal(
+                self.command, self.code, self.message, self.field)}
+
+    class AnotherBodyRefused(Aggregate.Event):
+        """A refusal of another body under a `command_id` that holds refusals only."""
+
+        command: str | None
+        digest: str
+        code: str
+        message: str
+        field: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.refusals[self.digest] = RememberedRefusal(
+                self.command, self.code, self.message, self.field)
+
+    class AnotherBodyAccepted(Aggregate.Event):
+        """A body applied under a `command_id` whose earlier bodies were refused."""
+
         command: str
         digest: str
         subject: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.command = self.command
+            aggregate.digest = self.digest
+            aggregate.subject = self.subject
+
+    if TYPE_CHECKING:  # set by the events' apply(); not constructor arguments
+        command_id: str
+        command: str | None
+        digest: str | None
+        """The digest of the body applied; None while only refusals are remembered."""
+        subject: str | None
+        refusals: dict[str, RememberedRefusal]
+
+    @property
+    def applied(self) -> bool:
+        return self.digest is not None
 
     @classmethod
     def accept(cls, *, recorded_at: dt.datetime, command_id: str, command: str, digest: str,
@@ -63,6 +129,38 @@ class CommandReceipt(Aggregate):
         return cls._create(cls.Accepted, id=command_uuid(command_id), timestamp=recorded_at,
                            command_id=command_id, command=command, digest=digest,
                            subject=subject)
+
+    @classmethod
+    def refuse(cls, *, recorded_at: dt.datetime, command_id: str, command: str | None,
+               digest: str, code: str, message: str, field: str | None) -> CommandReceipt:
+        return cls._create(cls.Refused, id=command_uuid(command_id), timestamp=recorded_at,
+                           command_id=command_id, command=command, digest=digest,
+                           code=code, message=message, field=field)
+
+    def refuse_another(self, *, recorded_at: dt.datetime, command: str | None, digest: str,
+                       code: str, message: str, field: str | None) -> None:
+        assert not self.applied
+        assert digest not in self.refusals
+        self.trigger_event(self.AnotherBodyRefused, timestamp=recorded_at, command=command,
+                           digest=digest, code=code, message=message, field=field)
+
+    def accept_another(self, *, recorded_at: dt.datetime, command: str, digest: str,
+                       subject: str) -> None:
+        assert not self.applied
+        assert digest not in self.refusals
+        self.trigger_event(self.AnotherBodyAccepted, timestamp=recorded_at, command=command,
+                           digest=digest, subject=subject)
+
+
+@attrs.frozen
+class RememberedRefusal:
+    """A refusal as it was answered: the command's name (if it named one), its code,
+    message and field."""
+
+    command: str | None
+    code: str
+    message: str
+    field: str | None
 
 
 class ClinicSettings(Aggregate):

@@ -58,9 +58,11 @@ class Batching(Commanding):
         results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
         self._batch = PendingBatch()
         try:
+            # Receipts first, then the cache: whatever was applied before the receipts
+            # were read is in the state the lines are decided against.
+            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
             if self._freshness is not None:
                 self._freshness.check()
-            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
             for raw in raws:
                 started = time.perf_counter()
                 seen: list[str | None] = [None]

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
-from eventsourcing.application import ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -41,7 +41,7 @@ from coursebook.domain.store_records import CommandReceipt, body_digest
 from coursebook.domain.values import Product
 from coursebook.errors import Code, Rejected, StoreUnavailable
 from coursebook.logs import get_logger
-from coursebook.service.wiring import Wiring
+from coursebook.service.wiring import Wiring, project_aggregate
 
 __all__ = ["Commanding", "Outcome", "PendingBatch", "Processing", "log_result"]
 
@@ -100,48 +100,114 @@ class Commanding(Wiring):
                                 "the command with the same command_id (it applies at most "
                                 "once)")
 
-    def _decide(self, raw: Any, seen: list[str | None]) -> Outcome:
+    def _decide(self, raw: Any, seen: list[str | None], *, look_first: bool = False,
+                ) -> Outcome:
         """Decides a command; a command_id already recorded answers as it did then.
 
-        One at a time, the receipt is looked up only when it can matter: when the
-        command is refused (a retry usually is: the course has moved on), and when its
-        save conflicts (the receipt is written in the same transaction as the events,
-        so a retry that would be accepted again fails to save, and nothing of it is
-        recorded). That saves a read of the store for every new command. In a batch
-        the receipt is looked up first: a conflict there would send the whole batch
-        back to one-by-one."""
+        The receipt of the command_id (what was applied or refused under it) is looked
+        up only when it can matter. One at a time: when the command is refused (a retry
+        of an applied command usually is: the course has moved on; and a refusal is
+        recorded under the receipt), and when its save conflicts (the receipt is written
+        in the same transaction as the events, so a command whose id holds anything
+        fails to save, and nothing of it is recorded: then it is decided again against
+        its receipt). That saves a read of the store for every new command. In a batch
+        the receipt is looked up first when the store held it when the batch began; one
+        recorded by another writer since makes the batch's save fail (the lines are then
+        applied one by one).
+
+        A refusal is recorded under the command_id (`CommandReceipt.Refused`) unless it
+        is `CONFLICT`, which a retry may well overcome. Before a refusal is given or
+        recorded, the receipt decides: a command another writer applied first, even an
+        instant earlier, is a duplicate (or `CONFLICTING_DUPLICATE`), never refused for
+        a rule its own application broke."""
         command_id = seen[0] = read_command_id(raw)
         name = raw.get("command")
         digest = body_digest(canonical_body(raw), self.keyring.master.receipts)
-        if self._batch is not None and self._batch.may_know(command_uuid(command_id)):
-            known = self._settle_known(command_id, name, digest)
+        receipt: CommandReceipt | None = None
+        looked = False
+        if look_first or (self._batch is not None
+                          and self._batch.may_know(command_uuid(command_id))):
+            receipt, looked = self._receipt(command_id), True
+            known = _settle_known(receipt, command_id, digest)
             if known is not None:
                 return known
         try:
             command = parse_command(raw)
             subject, version, aggregates = _HANDLERS[command.name](self, command)
-        except Rejected:
-            if self._batch is None:
-                known = self._settle_known(command_id, name, digest)
+        except Rejected as rejected:
+            if not looked and (self._batch is None or rejected.code is Code.CONFLICT):
+                receipt, looked = self._receipt(command_id), True
+                known = _settle_known(receipt, command_id, digest)
+                if known is not None:
+                    return known
+            if rejected.code is not Code.CONFLICT:
+                known = self._remember(receipt, command_id, name, digest, rejected)
                 if known is not None:
                     return known
             raise
-        return self._commit(command, digest, subject, version, aggregates)
+        return self._commit(command, digest, subject, version, aggregates, receipt,
+                            raw=raw, seen=seen, retried=look_first)
 
-    def _settle_known(self, command_id: str, name: str, digest: str) -> Outcome | None:
-        receipt = self._peek(CommandReceipt, command_uuid(command_id))
-        if receipt is None:
+    def _receipt(self, command_id: str) -> CommandReceipt | None:
+        """The receipt of `command_id` as the store holds it now (or as the batch left it):
+        a copy the caller may change."""
+        receipt_id = command_uuid(command_id)
+        if self._batch is not None and receipt_id in self._batch.aggregates:
+            held = self._batch.aggregates[receipt_id]
+            return held if isinstance(held, CommandReceipt) else None
+        try:
+            found = self.repository.get(receipt_id, projector_func=project_aggregate,
+                                        deepcopy_from_cache=True)
+        except AggregateNotFoundError:
             return None
-        if receipt.digest != digest:
-            raise Rejected(Code.CONFLICTING_DUPLICATE, f"command_id {command_id!r} was "
-                           "already applied with a different body", "command_id")
-        return Outcome("duplicate", receipt.command, command_id, receipt.subject)
+        return found if isinstance(found, CommandReceipt) else None
+
+    def _remember(self, receipt: CommandReceipt | None, command_id: str, name: Any,
+                  digest: str, rejected: Rejected) -> Outcome | None:
+        """Records `rejected` under `command_id`. Should another writer record something
+        under it first, its receipt decides: the Outcome returned (a duplicate), or the
+        `Rejected` raised (its refusal, or `CONFLICTING_DUPLICATE`); None once recorded."""
+        command = name if isinstance(name, str) and name in COMMANDS else None
+        for _ in range(3):
+            now = self.clock.now()
+            if receipt is None:
+                receipt = CommandReceipt.refuse(
+                    recorded_at=now, command_id=command_id, command=command, digest=digest,
+                    code=str(rejected.code), message=rejected.message, field=rejected.field)
+            else:
+                receipt.refuse_another(
+                    recorded_at=now, command=command, digest=digest, code=str(rejected.code),
+                    message=rejected.message, field=rejected.field)
+            if self._batch is not None:
+                self._batch.hold(receipt)
+                return None
+            processing = Processing()
+            processing.collect_events(receipt)
+            try:
+                recordings = self._record(processing)
+            except IntegrityError:
+                receipt = self._receipt(command_id)
+                known = _settle_known(receipt, command_id, digest)
+                if known is not None:
+                    return known
+                continue
+            self._remember_saved((), recordings)
+            self._notify(recordings)
+            return None
+        raise Rejected(Code.CONFLICT, "concurrent writers kept recording under this "
+                       "command_id; retry it", "command_id")
 
     def _commit(self, command: ParsedCommand, digest: str, subject: str, version: int | None,
-                aggregates: list[Any]) -> Outcome:
-        receipt = CommandReceipt.accept(recorded_at=self.clock.now(),
-                                        command_id=command.command_id, command=command.name,
-                                        digest=digest, subject=subject)
+                aggregates: list[Any], receipt: CommandReceipt | None, *, raw: Any,
+                seen: list[str | None], retried: bool) -> Outcome:
+        now = self.clock.now()
+        if receipt is None:
+            receipt = CommandReceipt.accept(recorded_at=now, command_id=command.command_id,
+                                            command=command.name, digest=digest,
+                                            subject=subject)
+        else:
+            receipt.accept_another(recorded_at=now, command=command.name, digest=digest,
+                                   subject=subject)
         if self._batch is not None:
             self._batch.hold(*aggregates, receipt)
             return Outcome("applied", command.name, command.command_id, subject, version)
@@ -150,10 +216,17 @@ class Commanding(Wiring):
         try:
             recordings = self._record(processing)
         except IntegrityError:
-            # Another writer got there first: with this very command, or on this subject.
-            known = self._settle_known(command.command_id, command.name, digest)
+            # Another writer got there first: with this very command, or on this subject;
+            # or the command_id holds refusals (of this body: refused again; of others:
+            # decided again, against its receipt).
+            found = self._receipt(command.command_id)
+            known = _settle_known(found, command.command_id, digest)
             if known is not None:
                 return known
+            if found is not None and not retried:
+                if self._freshness is not None:
+                    self._freshness.check()
+                return self._decide(raw, seen, look_first=True)
             raise Rejected(Code.CONFLICT, "a concurrent writer changed this record first; "
                            "read it again and retry") from None
         self._remember_saved(aggregates, recordings)
@@ -328,6 +401,26 @@ class Processing(ProcessingEvent[UUID]):
             elif obj is not None:
                 self.events.append(obj)
         self.saved_kwargs.update(kwargs)
+
+
+def _settle_known(receipt: CommandReceipt | None, command_id: str,
+                  digest: str) -> Outcome | None:
+    """What the receipt of `command_id` says of a body with `digest`: applied under it (a
+    duplicate: the Outcome), another body applied (`CONFLICTING_DUPLICATE`), this body
+    refused before (that refusal again, raised), or nothing (None: decide afresh)."""
+    if receipt is None:
+        return None
+    if receipt.applied:
+        if receipt.digest != digest:
+            raise Rejected(Code.CONFLICTING_DUPLICATE, f"command_id {command_id!r} was "
+                           "already applied with a different body", "command_id")
+        assert receipt.command is not None
+        assert receipt.subject is not None
+        return Outcome("duplicate", receipt.command, command_id, receipt.subject)
+    remembered = receipt.refusals.get(digest)
+    if remembered is not None:
+        raise Rejected(Code(remembered.code), remembered.message, remembered.field)
+    return None
 
 
 def log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,

@@ -50,14 +50,14 @@ def test_the_same_command_sent_twice_at_once_is_a_duplicate_not_a_conflict(
     go_stale()
     # The second sender decided on the course as it was before the first one committed:
     # its decision is accepted again, and only its save finds the receipt.
-    settle = clinic.app._settle_known
+    receipt = clinic.app._receipt
     calls: list[str] = []
 
-    def settle_and_count(command_id: str, name: str, digest: str) -> Any:
+    def receipt_and_count(command_id: str) -> Any:
         calls.append(command_id)
-        return settle(command_id, name, digest)
+        return receipt(command_id)
 
-    monkeypatch.setattr(clinic.app, "_settle_known", settle_and_count)
+    monkeypatch.setattr(clinic.app, "_receipt", receipt_and_count)
     before = clinic.notifications()
     assert clinic.app.execute(give("same")).status == "duplicate"
     assert calls == ["same"]  # looked up once, after the save was refused

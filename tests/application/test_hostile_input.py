@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from coursebook.domain.ids import course_uuid
+from coursebook.domain.commands import read_command_id
+from coursebook.domain.ids import command_uuid, course_uuid
 from coursebook.errors import Code, Rejected
 from coursebook.service.application import Coursebook
-from tests.builders import Clinic, command, day, screening
+from tests.builders import Clinic, command, day, refusals_added, screening
 
 SQL_ID = "C'); DROP TABLE stored_events; --"
 QUOTED_REF = 'P" OR "1"="1'
@@ -24,11 +25,17 @@ def count(app: Coursebook) -> int:
 
 
 def refused(app: Coursebook, body: dict[str, Any], code: Code) -> None:
-    before = count(app)
+    """Refused with `code`, recording nothing but the refusal (remembered under a
+    command_id that can be read)."""
+    before = Clinic(app, staff=False).notifications()
     with pytest.raises(Rejected) as info:
         app.execute(body)
     assert info.value.code == code, info.value
-    assert count(app) == before
+    try:
+        remembered = [command_uuid(read_command_id(body))]
+    except Rejected:
+        remembered = []
+    assert refusals_added(before, Clinic(app, staff=False).notifications()) == remembered
 
 
 def test_hostile_ids_and_texts_are_stored_faithfully(clinic: Clinic, app: Coursebook) -> None:

@@ -87,14 +87,17 @@ class TestSameCommandIdOtherBody:
 
 
 class TestRejectedCommand:
-    def test_leaves_its_command_id_free(self, clinic: Clinic) -> None:
+    def test_is_refused_again_after_the_state_changed(self, clinic: Clinic) -> None:
         clinic.open()
         with rejected(Code.NO_CONSULTATION):
             clinic.app.execute(give_body())
         clinic.consult()
-        assert clinic.app.execute(give_body()).status == "applied"
+        with rejected(Code.NO_CONSULTATION):  # remembered: a new command_id tries again
+            clinic.app.execute(give_body())
+        assert clinic.app.execute(give_body(command_id="give-2")).status == "applied"
 
-    def test_an_invalid_command_leaves_its_id_free(self, clinic: Clinic) -> None:
+    def test_an_invalid_command_leaves_its_id_free_for_another_body(
+            self, clinic: Clinic) -> None:
         clinic.ready()
         with rejected(Code.INVALID):
             clinic.app.execute(give_body(dose_ml=0))

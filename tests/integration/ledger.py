@@ -2,7 +2,8 @@
 
 `read_ledger` decodes every stored event; `Ledger.check` proves that no event was lost or
 duplicated (each aggregate's versions run 1..n) and that receipts and events agree: a
-command_id has a receipt if and only if its events are there.
+command_id has a receipt of its application if and only if its events are there. The
+refusals remembered under command_ids are read too (`Ledger.refusals`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ __all__ = ["Ledger", "read_ledger", "views_snapshot"]
 @attrs.frozen
 class Ledger:
     events: list[Any]
-    receipts: dict[str, Any]  # command_id -> its CommandReceipt.Accepted event
+    receipts: dict[str, Any]  # command_id -> the receipt event of its application
     by_command: dict[str, list[Any]]  # command_id -> the domain events it recorded
+    refusals: dict[str, list[tuple[str, str, str, str | None]]] = attrs.Factory(dict)
+    """command_id -> the refusals remembered under it: (body digest, code, message,
+    field), in recording order."""
 
     def check(self, expected_events: dict[str, int] | None = None) -> None:
         """Raises AssertionError if any invariant is broken."""
@@ -62,15 +66,23 @@ def read_ledger(app: Coursebook) -> Ledger:
     receipts: dict[str, Any] = {}
     by_command: dict[str, list[Any]] = defaultdict(list)
     counted: Counter[str] = Counter()
+    refusals: dict[str, list[tuple[str, str, str, str | None]]] = defaultdict(list)
+    receipt_ids: dict[UUID, str] = {}
     for event in events:
-        if isinstance(event, CommandReceipt.Accepted):
-            counted[event.command_id] += 1
-            receipts[event.command_id] = event
+        if isinstance(event, CommandReceipt.Accepted | CommandReceipt.Refused):
+            receipt_ids[event.originator_id] = event.command_id
+        if isinstance(event, CommandReceipt.Accepted | CommandReceipt.AnotherBodyAccepted):
+            command_id = receipt_ids[event.originator_id]
+            counted[command_id] += 1
+            receipts[command_id] = event
+        elif isinstance(event, CommandReceipt.Refused | CommandReceipt.AnotherBodyRefused):
+            refusals[receipt_ids[event.originator_id]].append(
+                (event.digest, event.code, event.message, event.field))
         elif not isinstance(event, ClinicSettings.Configured | ClinicSettings.CatalogueAdopted):
             by_command[event.command_id].append(event)
     twice = [c for c, n in counted.items() if n > 1]
     assert not twice, f"command_ids with two receipts: {twice[:5]}"
-    return Ledger(events, receipts, dict(by_command))
+    return Ledger(events, receipts, dict(by_command), dict(refusals))
 
 
 def views_snapshot(app: Coursebook) -> dict[str, Any]:
