@@ -227,7 +227,8 @@ class Section:
 
 
 def _cli(run: DemoRun, *args: str) -> str:
-    return "coursebook --db " + " ".join(shlex.quote(a) for a in (run.target, *args))
+    target = safe_target(run.target)  # the hints are printed: never with a password
+    return "coursebook --db " + " ".join(shlex.quote(a) for a in (target, *args))
 
 
 def _store_section(run: DemoRun) -> dict[str, Any]:

@@ -23,5 +23,8 @@ def init(ctx: Context, timezone: str | None) -> None:
             zone = app.initialise(timezone)
         except Rejected as error:
             raise user_error(error.message, EXIT_USAGE) from None
-    emit(ctx, {"store": ctx.target, "timezone": zone},
-         lambda console: console.print(f"store {ctx.target} ready, clinic zone {zone}"))
+    from coursebook.bootstrap import safe_target
+
+    shown = safe_target(ctx.target)  # never a password
+    emit(ctx, {"store": shown, "timezone": zone},
+         lambda console: console.print(f"store {shown} ready, clinic zone {zone}"))
