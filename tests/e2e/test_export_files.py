@@ -192,3 +192,13 @@ def test_free_text_reasons_reach_the_csv_neutralised_and_excel_gets_a_bom(
     # the JSON document keeps the reason as it was recorded
     document = json.loads(coursebook("--format", "json", "audit", db=store).stdout)
     assert FORMULAS[0] in [entry["reason"] for entry in document]
+
+
+def test_the_demo_page_is_never_written_through_a_symbolic_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "clinic.html").symlink_to(victim)
+    result = coursebook("demo", db=tmp_path / "clinic.db")
+    assert result.returncode == 2, result
+    assert b"is a symbolic link" in result.stderr
+    assert victim.read_text() == "precious"
