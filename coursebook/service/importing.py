@@ -104,7 +104,7 @@ def numbered_lines(data: bytes | str | Iterable[str] | IO[bytes]
     if isinstance(data, bytes | bytearray | memoryview):
         data = io.BytesIO(bytes(data))
     chunks: Iterable[bytes]
-    if isinstance(data, io.IOBase) or hasattr(data, "readline"):
+    if not isinstance(data, io.TextIOBase) and hasattr(data, "readline"):  # binary file
         chunks = _read_lines(cast(IO[bytes], data))
     else:
         chunks = (line.encode("utf-8", "surrogateescape") for line in data)

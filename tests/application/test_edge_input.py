@@ -106,6 +106,14 @@ def test_a_line_longer_than_the_limit_is_invalid_and_the_next_line_is_read(
     assert clinic.course()["sessions_given"] == 1
 
 
+def test_a_text_file_is_still_read_as_its_lines(clinic: Clinic, tmp_path: Path) -> None:
+    clinic.ready()
+    source = tmp_path / "give.jsonl"
+    source.write_bytes(jsonl(give()))
+    with source.open(encoding="utf-8") as text:
+        assert clinic.app.import_lines(text).applied == 1
+
+
 def test_a_long_line_is_cut_while_reading_not_held_whole() -> None:
     stream = io.BytesIO(b"y" * (3 * MAX_LINE) + b"\n{}\n")
     lines = list(numbered_lines(stream))
