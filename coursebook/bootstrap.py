@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
-from coursebook.adapters.storage.keys import MasterKey, missing_key
+from coursebook.adapters.storage.keys import MasterKey, key_file_for, missing_key
 from coursebook.adapters.storage.persistence import (
     DAMAGED,
     DEFAULT_TARGET,
@@ -32,8 +32,8 @@ from coursebook.clock import Clock
 from coursebook.errors import StoreUnavailable
 from coursebook.service.application import Coursebook
 
-__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "open_store", "resolve_target",
-           "safe_target"]
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "key_file_for", "open_store",
+           "resolve_target", "safe_target"]
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,

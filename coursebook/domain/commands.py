@@ -312,12 +312,19 @@ DOSE = Kind(dose, {"type": "number", "exclusiveMinimum": 0, "maximum": 20},
             "number, more than 0 and at most 20")
 
 
+def unknown_field(prefix: str, position: int) -> str:
+    """How a message names a field that is not in the reference: by its place in its
+    object (`screening.(unknown #3)`), never by the name sent, which may be anything."""
+    return f"{prefix}(unknown #{position})"
+
+
 def _parse_fields(raw: Mapping[str, Any], schema: Mapping[str, F],
                   prefix: str = "") -> dict[str, Any]:
-    for key in raw:
+    for position, key in enumerate(raw, start=1):
         if key not in schema:
-            shown = key if isinstance(key, str) and len(key) <= 64 else "(long name)"
-            raise invalid(f"{prefix}{shown}", "is not a known field")
+            raise invalid(unknown_field(prefix, position), "is not a known field "
+                          f"(key {position} of {prefix.rstrip('.') or 'the command'}; "
+                          "an unknown name is never repeated: it may be personal data)")
     parsed: dict[str, Any] = {}
     for key, spec in schema.items():
         if key not in raw:
@@ -630,7 +637,38 @@ def read_command_id(raw: Any) -> str:
         raise invalid("command_id", "is required")
     if not isinstance(command_id, str) or not COMMAND_ID.fullmatch(command_id):
         raise invalid("command_id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    deep = _nested_too_deep(raw)
+    if deep is not None:
+        raise invalid(deep, f"is nested more than {MAX_DEPTH} levels deep")
     return command_id
+
+
+MAX_DEPTH = 32
+"""How deep a command's JSON may nest (the deepest field in the reference is 3 levels)."""
+
+
+def _nested_too_deep(raw: Mapping[Any, Any]) -> str | None:
+    """The top-level field whose value nests more than `MAX_DEPTH` levels, if any.
+
+    Iterative, and stopping at the limit: a hostile line (or a host's cyclic dict) can
+    neither exhaust the stack nor loop."""
+    known = _FIELD_NAMES
+    for position, (key, value) in enumerate(raw.items(), start=1):
+        stack: list[tuple[Any, int]] = [(value, 2)]
+        while stack:
+            item, depth = stack.pop()
+            children = (item.values() if isinstance(item, Mapping) else
+                        item if isinstance(item, list | tuple) else None)
+            if children is None:
+                continue
+            if depth > MAX_DEPTH:
+                return key if key in known else unknown_field("", position)
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+_FIELD_NAMES = frozenset(COMMON).union(*COMMANDS.values())
+"""Every top-level field name in the reference (messages may repeat these)."""
 
 
 def parse_command(raw: Mapping[str, Any]) -> ParsedCommand:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -31,7 +31,13 @@ from coursebook.service.commanding import (
     Processing,
     log_result,
 )
-from coursebook.service.importing import ImportReport, batch_size, decode_line, numbered_lines
+from coursebook.service.importing import (
+    ImportReport,
+    UnusableInput,
+    batch_size,
+    decode_line,
+    numbered_lines,
+)
 
 __all__ = ["Batching"]
 
@@ -98,10 +104,13 @@ class Batching(Commanding):
             log_result(raw, command_id, result, took)
         return [result for _, _, result, _ in results]
 
-    def import_lines(self, data: bytes | str | Iterable[str], *, stop_on_error: bool = False,
-                     batch: int | None = None) -> ImportReport:
-        """Applies JSON Lines commands (a file's bytes or text, or an iterable of lines) in
-        order, each atomically, `batch` lines per transaction; returns the report.
+    def import_lines(self, data: bytes | str | Iterable[str] | IO[bytes], *,
+                     stop_on_error: bool = False, batch: int | None = None) -> ImportReport:
+        """Applies JSON Lines commands (a file's bytes or text, an iterable of lines, or a
+        binary file, read line by line) in order, each atomically, `batch` lines per
+        transaction; returns the report. A line longer than 4 MiB is rejected `INVALID`;
+        input with no line end in 256 MiB raises `UnusableInput` once the lines before it
+        are applied.
 
         A store that stops answering raises `StoreUnavailable` naming the lines of the
         batch under way; the lines before them are recorded, and running the same
@@ -128,7 +137,17 @@ class Batching(Commanding):
             pending.clear()
             return clean or not stop_on_error
 
-        for number, line in numbered_lines(data):
+        lines = numbered_lines(data)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                break
+            except UnusableInput as error:  # what came before it is applied, then say so
+                settle()
+                raise UnusableInput(f"{error} (import stopped: applied {report.applied}, "
+                                    f"duplicates {report.duplicates}, rejected "
+                                    f"{len(report.rejected)} before it)") from None
             try:
                 raw = decode_line(line)
             except Rejected as error:

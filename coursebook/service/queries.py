@@ -30,6 +30,9 @@ from coursebook.service.wiring import Wiring
 
 __all__ = ["Queries"]
 
+MAX_VERSION = 2**63 - 1
+"""The largest version a store can count (a signed 64-bit integer in both stores)."""
+
 
 class Queries(Wiring):
     """Read-only questions; none records anything."""
@@ -57,6 +60,8 @@ class Queries(Wiring):
         """A course's state (docs/reference.md, "Course"), now or at any moment."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
+        if version is not None:  # beyond what a store can count: asking for all of them
+            version = min(version, MAX_VERSION)
         state, stored = fold_course(self.course_reader, course_uuid(course_id), version=version,
                                     as_of=as_of, known_at=known_at)
         if stored == 0:

@@ -163,8 +163,10 @@ def test_a_missing_required_field_is_invalid_and_named(name: str, field: str) ->
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
-def test_an_unknown_top_level_field_is_invalid(name: str) -> None:
-    invalid_at(body(name, colour="blue"), "colour")
+def test_an_unknown_top_level_field_is_invalid_named_by_its_place(name: str) -> None:
+    raw = body(name, colour="blue")
+    rejection = invalid_at(raw, f"(unknown #{len(raw)})")  # its name is never repeated
+    assert "colour" not in rejection.message
 
 
 @pytest.mark.parametrize(("name", "path"), [
@@ -181,8 +183,9 @@ def test_an_unknown_nested_field_is_invalid_and_named_by_its_path(
     target["smoker"] = True
     rejection = invalid_at(raw)
     assert rejection.field is not None
-    assert rejection.field.endswith("smoker")
+    assert rejection.field.endswith(f".(unknown #{len(target)})")
     assert rejection.field.startswith(str(path[0]))
+    assert "smoker" not in rejection.message
 
 
 @pytest.mark.parametrize("answer", [

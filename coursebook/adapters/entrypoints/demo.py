@@ -42,6 +42,7 @@ from coursebook.adapters.entrypoints.cli.common import (
     table,
     user_error,
 )
+from coursebook.adapters.entrypoints.export_files import ExportRefused, write_export
 from coursebook.adapters.entrypoints.sample_clinic import (
     DEMO_SEED,
     DEMO_ZONE,
@@ -227,7 +228,8 @@ class Section:
 
 
 def _cli(run: DemoRun, *args: str) -> str:
-    return "coursebook --db " + " ".join(shlex.quote(a) for a in (run.target, *args))
+    target = safe_target(run.target)  # the hints are printed: never with a password
+    return "coursebook --db " + " ".join(shlex.quote(a) for a in (target, *args))
 
 
 def _store_section(run: DemoRun) -> dict[str, Any]:
@@ -424,7 +426,10 @@ def _compliance_section(run: DemoRun) -> dict[str, Any]:
 
     report = run.app.compliance_report(run.now)
     path = demo_html_path(run)
-    path.write_text(report.html(), encoding="utf-8")
+    try:  # the demo's own page, replaced each run; never the store, never through a link
+        write_export(path, report.html(), run.target, force=True, option="demo page")
+    except ExportRefused as error:
+        raise user_error(error.message) from None
     document = report.document()
     return {"as_of": document["as_of"], "courses": document["courses"],
             "findings": len(document["findings"]),

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from icalendar import Calendar, Event, Timezone
 
-__all__ = ["AUDIT_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid"]
+__all__ = ["AUDIT_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid", "neutralise"]
 
 SESSION_LENGTH = dt.timedelta(minutes=30)
 AUDIT_CSV_COLUMNS = ("position", "recorded_at", "at", "subject", "event", "actor", "reason",
@@ -82,13 +82,33 @@ def calendar_ics(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo, *,
     return data
 
 
-def audit_csv(entries: Iterable[Mapping[str, Any]]) -> str:
-    """The audit trail as CSV (`detail` as compact JSON in its own column)."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+"""A spreadsheet reads a cell starting with one of these as a formula (or strips the
+whitespace and then does): such a cell is written with a leading `'`."""
+EXCEL_BOM = "\ufeff"
+
+
+def neutralise(cell: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never runs: `=HYPERLINK(...)` becomes
+    `'=HYPERLINK(...)` (the `'` is what spreadsheets themselves use to mean "text")."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def audit_csv(entries: Iterable[Mapping[str, Any]], *, excel: bool = False) -> str:
+    """The audit trail as CSV (RFC 4180; `detail` as compact JSON in its own column), every text
+    cell neutralised against formula injection; `excel` starts it with the UTF-8
+    byte-order mark by which Excel recognises UTF-8."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    if excel:
+        out.write(EXCEL_BOM)
+    # CRLF, as RFC 4180 has it: the writer then also quotes a cell holding a lone CR
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(AUDIT_CSV_COLUMNS)
     for entry in entries:
-        writer.writerow(["" if entry[c] is None else
-                         orjson.dumps(entry[c]).decode() if c == "detail" else entry[c]
+        writer.writerow([neutralise("" if entry[c] is None else
+                                    orjson.dumps(entry[c]).decode() if c == "detail"
+                                    else entry[c])
                          for c in AUDIT_CSV_COLUMNS])
     return out.getvalue()

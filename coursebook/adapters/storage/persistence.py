@@ -11,7 +11,7 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from coursebook.adapters.storage.keys import (
     MasterKey,
@@ -81,9 +81,15 @@ def _parse_url(target: str) -> dict[str, str]:
     if unknown:
         raise StoreUnavailable(f"unsupported parameter {unknown[0]!r} in the store URL "
                                "(coursebook understands only ?schema=NAME)")
-    schema = query.get("schema", [""])[-1]
+    schemas = query.get("schema", [""])
+    if len(schemas) > 1:
+        raise StoreUnavailable("schema: given more than once in the store URL; give it once")
+    schema = schemas[0]
     if schema and not _SCHEMA_NAME.fullmatch(schema):
         raise StoreUnavailable("schema: must be a lower-case SQL name (letters, digits, _)")
+    if schema == "information_schema" or schema.startswith("pg_"):
+        raise StoreUnavailable(f"schema: {schema} belongs to PostgreSQL itself; give a "
+                               "schema of your own")
     return {"dbname": unquote(url.path.lstrip("/")) or "postgres",
             "host": url.hostname or "127.0.0.1", "port": str(port or 5432),
             "user": unquote(url.username or "postgres"),
@@ -207,13 +213,19 @@ def forget_key_file(made: Path | None) -> None:
 def safe_target(target: str) -> str:
     """A target fit for messages: a URL without its password."""
     if is_postgres(target):
-        url = urlsplit(target)
+        try:
+            url = urlsplit(target)
+        except ValueError:  # e.g. a malformed IPv6 address: nothing in it can be trusted
+            return f"{target.split(':', 1)[0]}://(malformed URL)"
         try:
             host, port = url.hostname or "", f":{url.port}" if url.port else ""
         except ValueError:
             host, port = "?", ""
         user = f"{url.username}@" if url.username else ""
-        query = f"?{url.query}" if url.query else ""
+        schemas = [value for name, value in parse_qsl(url.query, keep_blank_values=True)
+                   if name == "schema"]  # nothing else: another parameter may be a secret
+        query = "".join(f"{'&' if i else '?'}schema={value}"
+                        for i, value in enumerate(schemas))
         return f"{url.scheme}://{user}{host}{port}{url.path}{query}"
     return target
 

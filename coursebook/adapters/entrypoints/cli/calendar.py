@@ -9,6 +9,7 @@ import click
 
 from coursebook.adapters.entrypoints.cli.common import (
     Context,
+    check_export_path,
     emit,
     table,
     user_error,
@@ -36,8 +37,11 @@ def _date(value: str | None, option: str) -> dt.date | None:
               help="Last local date (inclusive; open when omitted).")
 @click.option("--ics", "ics", type=click.Path(dir_okay=False), default=None,
               help="Also write the entries as an iCalendar file (RFC 5545).")
+@click.option("--force", is_flag=True,
+              help="Replace FILE if it exists (never the store, its key, or a symlink).")
 @click.pass_obj
-def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) -> None:
+def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None,
+             force: bool) -> None:
     """The next session of every active or maintenance course, by local date.
 
     Planned sessions count on their planned local date, unplanned ones on their target
@@ -46,13 +50,15 @@ def calendar(ctx: Context, start: str | None, end: str | None, ics: str | None) 
     from coursebook.adapters.entrypoints.exports import calendar_ics
 
     first, last = _date(start, "--from"), _date(end, "--to")
+    if ics is not None:
+        check_export_path("--ics", ics, force=force)
     with ctx.store() as app:
         entries = app.calendar(first, last)
         zone = app.zone
         now = app.clock.now()
     if ics is not None:
         write_export("--ics", ics, calendar_ics(entries, zone, stamp=now),
-                     f"{len(entries)} calendar entries")
+                     f"{len(entries)} calendar entries", force=force)
 
     def render(console: Any) -> None:
         rows = []

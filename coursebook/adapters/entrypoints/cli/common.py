@@ -6,8 +6,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import attrs
 import click
@@ -22,7 +21,8 @@ if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of 
     from coursebook import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
-           "emit", "run", "timestamp_option_value", "user_error", "write_export"]
+           "check_export_path", "emit", "run", "timestamp_option_value", "user_error",
+           "write_export"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TAMPERED, EXIT_STORE = 0, 1, 2, 3, 4
 EXIT_INTERNAL = 70
@@ -41,17 +41,39 @@ def user_error(message: str, exit_code: int = EXIT_USAGE) -> UserError:
     return UserError(message, exit_code)
 
 
-def write_export(option: str, path: str, content: str | bytes, what: str) -> None:
-    """Writes an export asked for by `option` (e.g. `--csv`) and says so on stderr; an
-    unwritable path is a usage error naming the option."""
+def write_export(option: str, path: str, content: str | bytes, what: str, *,
+                 force: bool = False) -> None:
+    """Writes an export asked for by `option` (e.g. `--csv`) and says so on stderr; a
+    path refused (the store's own files, a symbolic link, an existing file without
+    `--force`: adapters/entrypoints/export_files.py) or unwritable is a usage error
+    naming the option."""
+    from coursebook.adapters.entrypoints.export_files import ExportRefused
+    from coursebook.adapters.entrypoints.export_files import write_export as write_file
+
     try:
-        if isinstance(content, str):
-            Path(path).write_text(content, encoding="utf-8")
-        else:
-            Path(path).write_bytes(content)
+        write_file(path, content, _current_target(), force=force, option=option)
+    except ExportRefused as error:
+        raise user_error(error.message) from None
     except OSError as error:
-        raise user_error(f"{option}: cannot write {path}: {error.strerror}") from None
+        raise user_error(f"{option}: cannot write {path}: "
+                         f"{error.strerror or type(error).__name__}") from None
     click.echo(f"coursebook: wrote {what} to {path}", err=True)
+
+
+def check_export_path(option: str, path: str, *, force: bool = False) -> None:
+    """Refuses, before any work, a path `write_export` would refuse (exit 2)."""
+    from coursebook.adapters.entrypoints.export_files import ExportRefused, check_export
+
+    try:
+        check_export(path, _current_target(), force=force, option=option)
+    except ExportRefused as error:
+        raise user_error(error.message) from None
+
+
+def _current_target() -> str | None:
+    obj = click.get_current_context(silent=True)
+    context = None if obj is None else obj.find_object(Context)
+    return None if context is None else context.target
 
 
 @attrs.define
@@ -62,14 +84,15 @@ class Context:
 
     @classmethod
     def create(cls, target: str | None, output_format: str, log_file: str | None) -> Context:
-        stream = None
-        if log_file is not None:
-            stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
         from coursebook.bootstrap import resolve_target
         from coursebook.logs import configure_logging
 
+        resolved = resolve_target(target)
+        stream = None
+        if log_file is not None:
+            stream = _open_log_file(log_file, resolved)
         configure_logging(stream=stream)
-        return cls(resolve_target(target), output_format, stream)
+        return cls(resolved, output_format, stream)
 
     @property
     def json(self) -> bool:
@@ -87,6 +110,24 @@ class Context:
             yield app
         finally:
             app.close()
+
+
+def _open_log_file(path: str, store: str) -> TextIO:
+    """Appends to `path`: never the store's own files, never through a symbolic link."""
+    import os
+
+    from coursebook.adapters.entrypoints.export_files import ExportRefused, check_log_file
+
+    try:
+        check_log_file(path, store)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
+                     getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except ExportRefused as error:
+        raise user_error(error.message) from None
+    except OSError as error:
+        raise user_error(f"--log-file: cannot write {path}: "
+                         f"{error.strerror or type(error).__name__}") from None
+    return open(fd, "a", encoding="utf-8")
 
 
 def dumps(document: Any) -> str:

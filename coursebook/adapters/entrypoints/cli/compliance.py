@@ -8,6 +8,7 @@ import click
 
 from coursebook.adapters.entrypoints.cli.common import (
     Context,
+    check_export_path,
     emit,
     table,
     timestamp_option_value,
@@ -43,18 +44,22 @@ def summarise_detail(detail: dict[str, Any]) -> str:
               help="Record time: only from the events recorded at or before TS.")
 @click.option("--html", "html", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write a self-contained HTML report to FILE.")
+@click.option("--force", is_flag=True,
+              help="Replace FILE if it exists (never the store, its key, or a symlink).")
 @click.pass_obj
 def compliance(ctx: Context, as_of: str | None, known_at: str | None,
-               html: str | None) -> None:
+               html: str | None, force: bool) -> None:
     """The compliance findings: spacing, overrides, cautions, reactions, overdue courses,
     expiring licences."""
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
+    if html is not None:
+        check_export_path("--html", html, force=force)
     with ctx.store() as app:
         report = app.compliance_report(as_of_ts, known_at_ts)
     document = report.document()
     if html is not None:
-        write_export("--html", html, report.html(), "the compliance page")
+        write_export("--html", html, report.html(), "the compliance page", force=force)
 
     def render(console: Console) -> None:
         from rich.padding import Padding

@@ -36,7 +36,7 @@ def _window(window: dict[str, Any] | None) -> str:
 
 @course.command()
 @click.argument("course_id")
-@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+@click.option("--version", "version", type=click.IntRange(min=1, max=2**63 - 1), default=None,
               help="State after the course's first N events.")
 @click.option("--as-of", "as_of", metavar="TS", default=None,
               help="Valid time: from the events whose `at` <= TS.")

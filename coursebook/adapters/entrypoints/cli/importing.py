@@ -8,7 +8,6 @@ goes on; nothing but a missing or unreadable file stops it (exit 2). The work is
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -33,13 +32,17 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def import_commands(ctx: Context, file: str, stop_on_error: bool) -> None:
     """Apply JSON Lines commands from FILE (- for standard input), each atomically."""
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    try:  # read line by line: memory stays bounded whatever the file holds
+        data = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as error:
         raise user_error(f"cannot read {file}: {error.strerror or type(error).__name__}") \
             from None
-    with ctx.store() as app:
-        report = app.import_lines(data, stop_on_error=stop_on_error).as_dict()
+    try:
+        with ctx.store() as app:
+            report = app.import_lines(data, stop_on_error=stop_on_error).as_dict()
+    finally:
+        if data is not sys.stdin.buffer:
+            data.close()
 
     def render(console: Any) -> None:
         console.print(f"applied {report['applied']}, duplicates {report['duplicates']}, "

@@ -29,8 +29,11 @@ def init(ctx: Context, timezone: str | None, catalogue: str | None) -> None:
             in_force = app.catalogue()
         except Rejected as error:
             raise user_error(error.message, EXIT_USAGE) from None
+    from coursebook.bootstrap import safe_target
+
+    shown = safe_target(ctx.target)  # never a password
     ref = f"{in_force['name']}@{in_force['version']}"
-    emit(ctx, {"store": ctx.target, "timezone": zone,
+    emit(ctx, {"store": shown, "timezone": zone,
                "catalogue": {key: in_force[key] for key in ("name", "version", "digest")}},
-         lambda console: console.print(f"store {ctx.target} ready, clinic zone {zone}, "
+         lambda console: console.print(f"store {shown} ready, clinic zone {zone}, "
                                        f"catalogue {ref}"))

@@ -15,9 +15,11 @@ from coursebook.adapters.entrypoints.cli.common import (
     EXIT_OK,
     EXIT_TAMPERED,
     Context,
+    check_export_path,
     emit,
     table,
     user_error,
+    write_export,
 )
 
 
@@ -30,10 +32,16 @@ def register(cli: click.Group) -> None:
               help="Also write the chain's current head to FILE (keep it outside the store).")
 @click.option("--against", "against_file", type=click.Path(dir_okay=False), default=None,
               help="Also check that the head sealed earlier in FILE is still in the chain.")
+@click.option("--force", is_flag=True,
+              help="Replace the --seal FILE if it exists (never the store, its key, or a symlink).")
 @click.pass_obj
-def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> None:
+def verify(ctx: Context, seal_file: str | None, against_file: str | None,
+           force: bool) -> None:
     """Check every stored event against tampering (changed, deleted or reordered)."""
     from coursebook import SealHead
+
+    if seal_file is not None:
+        check_export_path("--seal", seal_file, force=force)
 
     against = None
     if against_file is not None:
@@ -47,11 +55,8 @@ def verify(ctx: Context, seal_file: str | None, against_file: str | None) -> Non
         now = app.clock.now()
     head: SealHead = result.pop("head")
     if seal_file is not None and result["ok"]:
-        try:
-            Path(seal_file).write_bytes(head.dumps(now))
-        except OSError as error:
-            raise user_error(f"cannot write the seal file {seal_file}: "
-                             f"{error.strerror or type(error).__name__}") from None
+        write_export("--seal", seal_file, head.dumps(now), "the head of the chain",
+                     force=force)
         result["sealed"] = {"file": seal_file, "position": head.position}
 
     def render(console: Any) -> None:
