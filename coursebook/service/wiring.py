@@ -20,7 +20,12 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from coursebook.adapters.storage.integrity import SealChain, TaggingMapper, seal_table_for
+from coursebook.adapters.storage.integrity import (
+    SealChain,
+    TaggingMapper,
+    read_damaged_text,
+    seal_table_for,
+)
 from coursebook.adapters.storage.keys import (
     MASTER_KEY_ENV,
     Keyring,
@@ -81,6 +86,7 @@ class Wiring(Application[UUID]):
         self.keyring = Keyring(master_key or _master_key(env))
         super().__init__({**self.CACHE, **(env or {})})
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
+        read_damaged_text(self.recorder)
         self.keyring.attach(key_table_for(self.recorder, create=create))
         self.course_reader = CourseReader(self.recorder, self.mapper, self.snapshots,
                                           SNAPSHOT_INTERVAL)

@@ -19,6 +19,7 @@ store), so whoever can write the database cannot forge them:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Hashable, Iterator
@@ -40,9 +41,10 @@ from eventsourcing.persistence import (
 )
 
 from coursebook.domain.schema import NewerRecord, record_class, upgrade
+from coursebook.errors import Tampered
 
 __all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "TaggingMapper", "catch_up",
-           "event_tag", "seal_table_for", "verify_store"]
+           "checked_payload", "event_tag", "seal_table_for", "subject_name", "verify_store"]
 
 SEAL_TABLE = "seal_chain"
 SEAL_NAME = "seal_chain"  # the tracking record's application name
@@ -61,6 +63,63 @@ def event_tag(key: bytes, originator_id: UUID | str, version: int, topic: str,
     mac.update(f"{_hex(originator_id)}\0{version}\0{topic}\0".encode())
     mac.update(payload)
     return mac.digest()
+
+
+NOT_BYTES = "its state is not stored as bytes (the row was rewritten as text)"
+
+
+def checked_payload(key: bytes, originator_id: UUID | str, version: int, topic: str,
+                    state: Any, position: int | None = None) -> bytes:
+    """A stored event's bytes without its tag, once the tag is found to match them and
+    the row's id, version and topic; else `Tampered` naming the row. Every read that
+    answers a question from stored events goes through here (or `TaggingMapper`)."""
+    if not isinstance(state, bytes | bytearray | memoryview):
+        raise Tampered(_hex_or_text(originator_id), version, position=position,
+                       problem=NOT_BYTES)
+    data = bytes(state)
+    if len(data) <= TAG_LEN or not hmac.compare_digest(
+            data[-TAG_LEN:], event_tag(key, originator_id, version, topic,
+                                       data[:-TAG_LEN])):
+        raise Tampered(_hex_or_text(originator_id), version, position=position)
+    return data[:-TAG_LEN]
+
+
+TEXT_AS_WRITTEN = functools.partial(bytes.decode, encoding="utf-8", errors="surrogateescape")
+"""SQLite's text values as Python strings, even when they are not valid UTF-8: a state
+rewritten as TEXT then reads as a `str` (a finding: `NOT_BYTES`) instead of failing the
+whole read; valid text reads as it always did."""
+
+
+def read_damaged_text(recorder: Any) -> None:
+    """Makes the SQLite connections of `recorder`'s datastore read text with
+    `TEXT_AS_WRITTEN` (other stores need nothing: PostgreSQL's bytea is never text)."""
+    pool = getattr(getattr(recorder, "datastore", None), "pool", None)
+    if type(recorder).__module__ != "eventsourcing.sqlite" or pool is None:
+        return
+    create = pool._create_connection
+
+    def creating() -> Any:
+        connection = create()
+        connection._sqlite_conn.text_factory = TEXT_AS_WRITTEN
+        return connection
+
+    pool._create_connection = creating
+    for connection in [*pool._pool, *pool._in_use.values()]:
+        connection._sqlite_conn.text_factory = TEXT_AS_WRITTEN
+
+
+def as_stored_bytes(state: Any) -> bytes:
+    """A stored state as bytes (one rewritten as text: the bytes it was read from)."""
+    if isinstance(state, str):
+        return state.encode("utf-8", "surrogateescape")
+    return bytes(state)
+
+
+def _hex_or_text(value: Any) -> str:
+    try:
+        return _hex(value)
+    except ValueError:
+        return "an unreadable id"
 
 
 def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: str,
@@ -93,11 +152,17 @@ class TaggingMapper(Mapper[UUID]):
         """The library's `Mapper.to_domain_event`, except that the stored body is
         brought to its class's version by `domain.schema.upgrade` while it is still raw
         JSON (the same step every fast read path takes), and then its typed values are
-        revived. A body of a version this code does not know raises `NewerRecord`, a
-        topic it does not know `UnknownRecord`."""
+        revived. The tag is checked first (`Tampered` when it does not match: nothing is
+        read from a changed record); then a body of a version this code does not know
+        raises `NewerRecord`, a topic it does not know `UnknownRecord`."""
+        return self.decode_payload(stored_event, self.check(stored_event))
+
+    def decode_payload(self, stored_event: StoredEvent, payload: bytes) -> Any:
+        """The domain event of a stored event's untagged bytes (`to_domain_event` without
+        the tag check: for naming what `verify` already reports as changed)."""
         cls = record_class(stored_event.topic)
         try:
-            event_state = self.stored_body(stored_event.state)
+            event_state = self.stored_body(payload, tagged=False)
             upgrade(cls, stored_event.topic, event_state)
             revive = getattr(self.transcoder, "revive", None)
             event_state = revive(event_state) if revive is not None \
@@ -117,10 +182,22 @@ class TaggingMapper(Mapper[UUID]):
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
 
-    def stored_body(self, state: bytes) -> dict[str, Any]:
+    def check(self, stored: Any) -> bytes:
+        """The stored event's bytes without its tag, once checked (`checked_payload`)."""
+        return checked_payload(self.key, stored.originator_id, stored.originator_version,
+                               stored.topic, stored.state, getattr(stored, "id", None))
+
+    def check_row(self, originator_id: UUID | str, version: int, topic: str, state: Any,
+                  position: int | None = None) -> bytes:
+        """`check` for a row read as plain values (the views' and time travel's reads)."""
+        return checked_payload(self.key, originator_id, version, topic, state, position)
+
+    def stored_body(self, state: bytes, *, tagged: bool = True) -> dict[str, Any]:
         """A stored event's body as the JSON it was written as, at its stored version
-        (tag, cipher and compression taken off; nothing upgraded or revived)."""
-        state = state[:-TAG_LEN]
+        (tag, cipher and compression taken off; nothing upgraded or revived). The tag
+        is not checked here: `check` does."""
+        if tagged:
+            state = state[:-TAG_LEN]
         if self.cipher:
             state = self.cipher.decrypt(state)
         if self.compressor:
@@ -135,7 +212,8 @@ class TaggingMapper(Mapper[UUID]):
 
     @staticmethod
     def untagged(state: bytes) -> bytes:
-        """The state as the library's mapper wrote it (the tag is checked by `verify`)."""
+        """The state as the library's mapper wrote it (the tag is not checked here: readers
+        check it with `check_row` first)."""
         return state[:-TAG_LEN]
 
 
@@ -389,7 +467,7 @@ def catch_up(chain: SealChain) -> int:
     try:
         for n in _notifications(chain, tracked):
             oid = _hex(n.originator_id)
-            tag = bytes(n.state[-TAG_LEN:])
+            tag = as_stored_bytes(n.state)[-TAG_LEN:]
             before = courses.get(oid) or cache.courses.get(oid)
             if before is None:
                 before = table.last_course_mac(oid) or GENESIS
@@ -408,11 +486,15 @@ def catch_up(chain: SealChain) -> int:
     return sealed
 
 
-def _subject(chain: SealChain, originator_id: str) -> str | None:
+def subject_name(chain: SealChain, originator_id: str) -> str | None:
     """A readable name for an aggregate, from its first event (None if unreadable)."""
     try:
         first = chain.recorder.select_events(UUID(originator_id), lte=1)
-        event = chain.mapper.to_domain_event(first[0])
+        try:
+            event = chain.mapper.to_domain_event(first[0])
+        except Tampered:  # verify reports it: its name is still the best hint there is
+            event = chain.mapper.decode_payload(first[0], as_stored_bytes(
+                first[0].state)[:-TAG_LEN])
     except Exception:  # deleted or tampered beyond decoding: the id still names it
         return None
     for attribute, label in (("course_id", "course"), ("practitioner_id", "practitioner"),
@@ -459,9 +541,11 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
                     next_link.originator_version, "this sealed event was deleted")
             resync(next_link)
             next_link = next(pending, None)
-        state = bytes(n.state)
+        state = as_stored_bytes(n.state)
         tag = state[-TAG_LEN:]
-        if len(state) <= TAG_LEN or not hmac.compare_digest(
+        if not isinstance(n.state, bytes | bytearray | memoryview):
+            problem(n.id, oid, version, f"the stored event was changed: {NOT_BYTES}")
+        elif len(state) <= TAG_LEN or not hmac.compare_digest(
                 tag, event_tag(key, oid, version, n.topic, state[:-TAG_LEN])):
             problem(n.id, oid, version, "the stored event was changed (its tag does not "
                                         "match its content)")
@@ -503,7 +587,7 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
         if p["subject"] is not None:
             oid = p["subject"]
             if oid not in names:
-                names[oid] = _subject(chain, oid)
+                names[oid] = subject_name(chain, oid)
             p["subject"] = names[oid] or oid
     return {"ok": not problems, "events": events, "problems": problems,
             "head": SealHead(tracked, head_mac.hex(), events)}

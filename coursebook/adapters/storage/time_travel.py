@@ -24,7 +24,7 @@ import attrs
 import orjson
 
 from coursebook.adapters.storage.bulk_reads import select_rows
-from coursebook.adapters.storage.integrity import TAG_LEN, TaggingMapper
+from coursebook.adapters.storage.integrity import TaggingMapper
 from coursebook.adapters.storage.snapshots import (
     SNAPSHOT_INTERVAL,
     snapshot_segment,
@@ -222,6 +222,7 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
             return _SKIP if as_of is not None and event.at > as_of else _TAKE
         return decoded
     revive = mapper.transcoder.revive  # type: ignore[attr-defined]
+    check = mapper.check_row
     loads, parse = orjson.loads, dt.datetime.fromisoformat
     until = None if as_of is None else as_of.astimezone(dt.UTC)
     known = None if known_at is None else known_at.astimezone(dt.UTC)
@@ -239,7 +240,9 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
         cls = classes.get(row.topic)
         if cls is None:
             cls = classes[row.topic] = record_class(row.topic)
-        body = upgrade(cls, row.topic, loads(row.state[:-TAG_LEN]))
+        # The tag checked first: a changed row may not decide what is selected either.
+        payload = check(row.originator_id, row.originator_version, row.topic, row.state)
+        body = upgrade(cls, row.topic, loads(payload))
         if known is not None and when(body["timestamp"]) > known:
             return _STOP
         return _SKIP if until is not None and when(body["at"]) > until else _TAKE

@@ -46,6 +46,7 @@ import attrs
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
+from coursebook.adapters.storage.integrity import TEXT_AS_WRITTEN
 from coursebook.domain.schema import record_class, upgrade
 from coursebook.domain.topics import topic_aliases
 from coursebook.projections.collector import collector_paused
@@ -255,6 +256,7 @@ class SQLiteViewRecorder(ViewRecorder):
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(db_name, isolation_level=None, timeout=lock_timeout,
                                      check_same_thread=False)
+        self._conn.text_factory = TEXT_AS_WRITTEN  # a state rewritten as text: a finding
         if db_name != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -432,6 +434,11 @@ class ViewRunner:
             rows = [(n.id, n.originator_id, n.originator_version, n.topic, n.state)
                     for n in self.app.recorder.select_notifications(
                         start + 1, limit, stop=until, topics=names)]
+        # Every row's tag checked before a view is built from it (`Tampered` otherwise).
+        check = getattr(self.app.mapper, "check_row", None)
+        if check is not None:
+            for r in rows:
+                check(r[1], r[2], r[3], r[4], r[0])
         if aliases:
             rows = [(r[0], r[1], r[2], aliases.get(r[3], r[3]), r[4]) for r in rows]
         return rows
