@@ -82,9 +82,10 @@ class Coursebook(CommandMethods, Batching, Queries):
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
         if recordings:
-            self._after_write(max(r.notification.id for r in recordings))
+            ids = [r.notification.id for r in recordings]
+            self._after_write(max(ids), min(ids))
 
-    def _after_write(self, last: int) -> None:
+    def _after_write(self, last: int, first: int | None = None) -> None:
         """Seals what was just recorded (up to notification `last`) and, inline, brings
         the views up to it. Another writer sealing at the same moment may win the race
         for a page of the chain: then this one reads on from the winner's position until
@@ -94,7 +95,7 @@ class Coursebook(CommandMethods, Batching, Queries):
         try:
             chain = self.seal_chain
             for attempt in range(SEAL_ATTEMPTS):
-                seal_new_events(chain)
+                seal_new_events(chain, own_from=first)
                 if (chain.head.position or 0) >= last or chain.table.tracked() >= last:
                     break
                 time.sleep(0.005 * (attempt + 1))

@@ -255,6 +255,8 @@ class SealTable(Protocol):
 
     def link(self, position: int) -> Link | None: ...
 
+    def last_position(self) -> int: ...
+
     def last_course_mac(self, originator_id: str) -> bytes | None: ...
 
     def append(self, links: list[Link]) -> None: ...
@@ -272,6 +274,9 @@ class MemorySealTable:
 
     def link(self, position: int) -> Link | None:
         return self.rows.get(position)
+
+    def last_position(self) -> int:
+        return max(self.rows, default=0)
 
     def last_course_mac(self, originator_id: str) -> bytes | None:
         found = [k for k in self.rows.values() if k.originator_id == originator_id]
@@ -318,6 +323,13 @@ class _SQLSealTable:
                       f"log_mac FROM {SEAL_TABLE} WHERE position={p}", (position,))
             row = c.fetchone()
         return None if row is None else self._row(self._tuple(row))
+
+    def last_position(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT max(position) FROM {SEAL_TABLE}")
+            row = c.fetchone()
+        value = None if row is None else self._tuple(row)[0]
+        return int(value or 0)
 
     def last_course_mac(self, originator_id: str) -> bytes | None:
         p = self.placeholder
@@ -432,8 +444,27 @@ def _notifications(chain: SealChain, after: int) -> Iterator[Any]:
         after = page[-1].id
 
 
-def catch_up(chain: SealChain) -> int:
+def bookkeeping_broken(chain: SealChain, tracked: int, head: Link | None,
+                       own_from: int | None) -> bool:
+    """Whether the chain cannot be extended from `tracked` without hiding a problem:
+    its tracked link is missing, links lie beyond it (the tracking row was reset), or
+    it is empty while the log is not, unless the caller's own write, starting at
+    position `own_from`, is the first in the log (only a store's first write starts it).
+    """
+    if tracked:
+        return head is None or chain.table.last_position() > tracked
+    if chain.table.last_position():
+        return True
+    first = chain.recorder.select_notifications(start=1, limit=1)
+    return bool(first) and (own_from is None or first[0].id < own_from)
+
+
+def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
     """Seals every event recorded since the chain's tracked position; returns how many.
+
+    A chain whose own bookkeeping was tampered with (`bookkeeping_broken`) is left as it
+    is, for `verify` to report: it is never rebuilt. `own_from`: the first position of
+    the caller's own write (a store's first write starts the chain).
 
     Safe to run from several processes: a catch-up that loses the race stops quietly
     (and forgets its cached head). When nobody else appended since this process did,
@@ -446,6 +477,8 @@ def catch_up(chain: SealChain) -> int:
     if cache.position != tracked:
         cache.forget()
         head = table.link(tracked) if tracked else None
+        if bookkeeping_broken(chain, tracked, head, own_from):
+            return 0  # never rebuilt silently: `verify` reports it
         cache.log_mac = head.log_mac if head is not None else GENESIS
         cache.position = tracked
     previous = cache.log_mac
@@ -514,6 +547,29 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
     table: SealTable = chain.table
     key: bytes = chain.key
     tracked = table.tracked()
+    last_link = table.last_position()
+    head_of_log = chain.recorder.max_notification_id() or 0
+    bookkeeping: list[dict[str, Any]] = []
+    if last_link > tracked:
+        bookkeeping.append({"position": tracked + 1, "subject": None, "version": None,
+                            "problem": f"the seal chain's tracked position ({tracked}) is "
+                                       f"behind its last link ({last_link}): its bookkeeping "
+                                       "was reset, and new events are not sealed"})
+    elif tracked > head_of_log:
+        bookkeeping.append({"position": head_of_log + 1, "subject": None, "version": None,
+                            "problem": f"the seal chain's tracked position ({tracked}) is "
+                                       f"past the last stored event ({head_of_log}): events "
+                                       "were removed, or its bookkeeping was changed"})
+    elif tracked and table.link(tracked) is None:
+        bookkeeping.append({"position": tracked, "subject": None, "version": None,
+                            "problem": "the seal chain's tracked link is missing: its links "
+                                       "were removed"})
+    elif not last_link and head_of_log:
+        bookkeeping.append({"position": 1, "subject": None, "version": None,
+                            "problem": "the seal chain is missing: no stored event is "
+                                       "sealed (it was emptied; only a store's first write "
+                                       "starts it, so it is not rebuilt)"})
+    tracked = max(tracked, last_link)
     pending = iter(table.links())
     next_link = next(pending, None)
     problems: list[dict[str, Any]] = []
@@ -581,6 +637,7 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
                              "problem": "the chain no longer holds the head sealed earlier: "
                                         "events recorded before that seal were removed or "
                                         "changed"})
+    problems.extend(bookkeeping)
     problems.sort(key=lambda p: p["position"])
     names: dict[str, str | None] = {}
     for p in problems:
