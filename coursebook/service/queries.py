@@ -144,13 +144,21 @@ class Queries(Wiring):
         return read_report_events(self.recorder, self.mapper, report_topics())
 
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
-        """Checks every stored event against its tag and the seal chain. Returns `{"ok",
+        """Checks every stored event against its tag and the seal chain, then (when the log
+        is intact) every view against the log (`read_models.verify_views`). Returns `{"ok",
         "events", "problems", "head"}`: problems ordered by position (the first names the
         first bad place); `head` (a `SealHead`) can be kept elsewhere (`head.dumps(now)`)
         and passed back later as `against` to also catch removed newest events."""
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
-        return verify_store(self.seal_chain, against=against)
+        result = verify_store(self.seal_chain, against=against)
+        if result["ok"]:  # views are checked against a log found intact
+            views = read_models.verify_views(self)
+            if views:
+                result["problems"] = sorted([*result["problems"], *views],
+                                            key=lambda p: p["position"])
+                result["ok"] = False
+        return result
 
     # -- the views -----------------------------------------------------------------------
     def view_names(self) -> list[str]:

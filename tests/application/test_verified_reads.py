@@ -154,3 +154,41 @@ def test_a_state_rewritten_as_text_is_a_finding_and_named(app: Coursebook, raw: 
         assert "text" in str(caught.value)
     raw.set_state(position, state)
     assert app.verify()["ok"]
+
+
+VIEW_TAMPERING = {
+    "forged audit row": ("INSERT INTO view_audit (position, recorded_at, at, subject, "
+                         "course_id, event, actor, reason, detail) SELECT position + 100000, "
+                         "recorded_at, at, subject, course_id, event, actor, 'forged', detail "
+                         "FROM view_audit WHERE course_id='C1' AND event='SessionGiven'",
+                         "forged"),
+    "deleted audit row": ("DELETE FROM view_audit WHERE course_id='C1' AND "
+                          "event='SessionGiven'", "deleted"),
+    "changed audit row": ("UPDATE view_audit SET actor='dr-nobody' WHERE course_id='C1' AND "
+                          "event='SessionGiven'", "changed"),
+    "changed calendar row": ("UPDATE view_calendar SET day='2030-01-01' "
+                             "WHERE course_id='C1'", "changed"),
+    "tracking past the head": ("UPDATE projection_tracking SET position=1004521 "
+                               "WHERE view='audit'", "past the last stored event"),
+}
+
+
+@pytest.mark.parametrize("case", list(VIEW_TAMPERING))
+def test_verify_checks_the_views_against_the_log(app: Coursebook, raw: Raw, case: str) -> None:
+    app.catch_up_views()
+    assert app.verify()["ok"]
+    statement, finding = VIEW_TAMPERING[case]
+    raw.sql(statement)
+    result = app.verify()
+    assert not result["ok"], case
+    assert any(finding in p["problem"] and p["subject"].startswith("view ")
+               for p in result["problems"]), result["problems"]
+    app.rebuild_views()  # what the finding says to do repairs it
+    assert app.verify()["ok"]
+
+
+def test_a_tracking_row_past_the_head_is_not_up_to_date(app: Coursebook, raw: Raw) -> None:
+    app.catch_up_views()
+    raw.sql("UPDATE projection_tracking SET position=1004521 WHERE view='audit'")
+    (audit,) = [s for s in app.views_status() if s["name"] == "audit"]
+    assert audit["up_to_date"] is False

@@ -349,7 +349,8 @@ class ViewStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "position": self.position, "head": self.head,
-                "pending": self.pending, "up_to_date": self.pending == 0}
+                "pending": self.pending,
+                "up_to_date": self.pending == 0 and self.position <= self.head}
 
 
 class ViewRunner:
