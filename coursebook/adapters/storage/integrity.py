@@ -57,12 +57,20 @@ def _hex(value: UUID | str) -> str:
     return value.hex if isinstance(value, UUID) else UUID(str(value)).hex
 
 
+@functools.lru_cache(maxsize=8)
+def _event_mac(key: bytes) -> Any:
+    """The keyed HMAC after its fixed prefix, copied for each tag (the key schedule and
+    the prefix are computed once per key, not once per event)."""
+    return hmac.new(key, b"coursebook event\0", hashlib.sha256)
+
+
 def event_tag(key: bytes, originator_id: UUID | str, version: int, topic: str,
               payload: bytes) -> bytes:
-    mac = hmac.new(key, b"coursebook event\0", hashlib.sha256)
+    mac = _event_mac(key).copy()
     mac.update(f"{_hex(originator_id)}\0{version}\0{topic}\0".encode())
     mac.update(payload)
-    return mac.digest()
+    digest: bytes = mac.digest()
+    return digest
 
 
 NOT_BYTES = "its state is not stored as bytes (the row was rewritten as text)"

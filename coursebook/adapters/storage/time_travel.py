@@ -56,7 +56,9 @@ def fold_course(reader: CourseReader, aggregate_id: UUID, *, version: int | None
     number of stored events up to `version` (all of them without it; 0: no course)."""
     start, stored = _start(reader, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
-    select = _selector(reader, as_of, known_at)
+    checked: list[Any] = [None, b""]  # the row the selector last checked, its payload
+    select = _selector(reader, as_of, known_at, checked)
+    decode_payload = getattr(reader.mapper, "decode_payload", None)
     skips = [] if as_of is None else _skips(reader, aggregate_id, stored, as_of)
     for row in _rows_except(reader, aggregate_id, stored, version, skips):
         stored = row.originator_version
@@ -66,7 +68,10 @@ def fold_course(reader: CourseReader, aggregate_id: UUID, *, version: int | None
                 return state, _last(reader, aggregate_id, stored, version)
             if chosen is _SKIP:
                 continue
-        event = reader.mapper.to_domain_event(row)
+        if decode_payload is not None and checked[0] is row:  # its tag checked already
+            event = decode_payload(row, checked[1])
+        else:
+            event = reader.mapper.to_domain_event(row)
         if state is None:
             if type(event).__name__ == "Opened":
                 state = CourseState.start(event)
@@ -204,7 +209,8 @@ _TAKE, _SKIP, _STOP = "take", "skip", "stop"
 
 
 def _selector(reader: CourseReader, as_of: dt.datetime | None,
-              known_at: dt.datetime | None) -> Callable[[Any], str] | None:
+              known_at: dt.datetime | None,
+              checked: list[Any] | None = None) -> Callable[[Any], str] | None:
     """Whether a stored row is selected (`_TAKE`), not (`_SKIP`), or neither it nor any
     later one (`_STOP`: recorded after `known_at`); None when every row is taken.
 
@@ -242,6 +248,8 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
             cls = classes[row.topic] = record_class(row.topic)
         # The tag checked first: a changed row may not decide what is selected either.
         payload = check(row.originator_id, row.originator_version, row.topic, row.state)
+        if checked is not None:
+            checked[0], checked[1] = row, payload
         body = upgrade(cls, row.topic, loads(payload))
         if known is not None and when(body["timestamp"]) > known:
             return _STOP
