@@ -151,7 +151,7 @@ class Queries(Wiring):
         and passed back later as `against` to also catch removed newest events."""
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
-        result = verify_store(self.seal_chain, against=against)
+        result = verify_store(self.seal_chain, against=against, keyring=self.keyring)
         if result["ok"]:  # views are checked against a log found intact
             views = read_models.verify_views(self)
             if views:

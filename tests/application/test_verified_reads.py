@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from coursebook.errors import Tampered
+from coursebook.adapters.storage.keys import CHECK_ID, Keyring, MasterKey
+from coursebook.bootstrap import open_store
+from coursebook.errors import StoreUnavailable, Tampered
 from coursebook.service.application import Coursebook
 from tests import pg
 from tests.builders import Clinic
-from tests.stores import PERSISTENT_KINDS, make_app, params, release, target
+from tests.stores import PERSISTENT_KINDS, PG_TEST_ENV, make_app, params, release, target
 
 
 class Raw:
@@ -192,3 +194,78 @@ def test_a_tracking_row_past_the_head_is_not_up_to_date(app: Coursebook, raw: Ra
     raw.sql("UPDATE projection_tracking SET position=1004521 WHERE view='audit'")
     (audit,) = [s for s in app.views_status() if s["name"] == "audit"]
     assert audit["up_to_date"] is False
+
+
+# -- the key table ---------------------------------------------------------------------------
+
+@pytest.fixture
+def two_patients(app: Coursebook) -> Coursebook:
+    Clinic(app, staff=False).ready("C2", patient_ref="P2")
+    assert app.verify()["ok"]
+    return app
+
+
+def key_problems(app: Coursebook) -> list[str]:
+    result = app.verify()
+    assert not result["ok"]
+    return [f"{p['subject']}: {p['problem']}" for p in result["problems"]]
+
+
+def test_a_deleted_key_without_an_erased_event_is_a_finding(two_patients: Coursebook,
+                                                            raw: Raw) -> None:
+    raw.sql("DELETE FROM coursebook_keys WHERE key_id=?", (Keyring.key_id("P2"),))
+    (found,) = key_problems(two_patients)
+    assert found.startswith("patient P2: the patient's key is missing and no Erased event")
+
+
+def test_an_erased_patient_s_missing_key_is_accounted_for(two_patients: Coursebook) -> None:
+    Clinic(two_patients, staff=False).run("erase_patient", at="2026-10-01T09:00:00+02:00",
+                                          actor="dpo", patient_ref="P2",
+                                          reason="GDPR Art. 17 request")
+    assert two_patients.verify()["ok"]
+
+
+def test_swapped_or_corrupted_keys_are_findings(two_patients: Coursebook, raw: Raw) -> None:
+    one, two = Keyring.key_id("P1"), Keyring.key_id("P2")
+    (k1,), (k2,) = (raw.sql("SELECT wrapped FROM coursebook_keys WHERE key_id=?", (k,))[0]
+                    for k in (one, two))
+    raw.sql("UPDATE coursebook_keys SET wrapped=? WHERE key_id=?", (bytes(k2), one))
+    raw.sql("UPDATE coursebook_keys SET wrapped=? WHERE key_id=?", (bytes(k1), two))
+    found = key_problems(two_patients)
+    assert sorted(f.split(":")[0] for f in found) == ["patient P1", "patient P2"]
+    assert all("swapped or corrupted" in f for f in found)
+    raw.sql("UPDATE coursebook_keys SET wrapped=? WHERE key_id=?", (bytes(k1), one))
+    raw.sql("UPDATE coursebook_keys SET wrapped=? WHERE key_id=?",
+            (bytes(k2)[:-1] + bytes([k2[-1] ^ 1]), two))
+    (found_one,) = key_problems(two_patients)
+    assert found_one.startswith("patient P2: ")
+    assert "swapped or corrupted" in found_one
+
+
+def test_a_key_no_patient_accounts_for_is_a_finding(two_patients: Coursebook, raw: Raw) -> None:
+    """A copied key under another id does not open (the id is bound into its wrapping,
+    `test_swapped_or_corrupted_keys_are_findings`); one wrapped with the master key for a
+    patient the log does not know is reported too."""
+    two_patients.keyring.data_key("P9", create=True)
+    (found,) = key_problems(two_patients)
+    assert "no patient in the log accounts for" in found
+
+
+def test_a_deleted_key_check_row_lets_no_wrong_master_key_in(
+        two_patients: Coursebook, raw: Raw, kind: str, tmp_path: Path, clock: Any) -> None:
+    master = two_patients.keyring.master
+    raw.sql("DELETE FROM coursebook_keys WHERE key_id=?", (CHECK_ID,))
+    assert "the key-check row is missing" in key_problems(two_patients)[0]
+    extra = PG_TEST_ENV if kind == "postgres" else None
+    with pytest.raises(StoreUnavailable, match="does not open this store"):
+        open_store(target(kind, tmp_path), clock=clock, master_key=MasterKey.ephemeral(),
+                   extra_env=extra)
+    assert raw.sql("SELECT count(*) FROM coursebook_keys WHERE key_id=?", (CHECK_ID,)) \
+        == [(0,)]
+    right = open_store(target(kind, tmp_path), clock=clock, master_key=master,
+                       extra_env=extra)
+    try:
+        assert right.verify()["ok"]  # the right key (it tags the events) writes it again
+        assert right.get_course("C2")["patient"] == two_patients.get_course("C2")["patient"]
+    finally:
+        right.close()

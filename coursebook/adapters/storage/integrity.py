@@ -546,7 +546,41 @@ def subject_name(chain: SealChain, originator_id: str) -> str | None:
     return str(type(event).__qualname__.split(".")[0])
 
 
-def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[str, Any]:
+def _note_keys(n: Any, oid: str, patients: dict[str, str], erased: set[str],
+               sealed_for: set[str]) -> None:
+    """What the key table is checked against, noted from one stored event: the patients
+    (and their refs), their erasures, and whose personal data is stored encrypted."""
+    topic, state = n.topic, as_stored_bytes(n.state)
+    if topic.endswith("PatientRecord.Registered") or topic.endswith("PatientRecord.Erased") \
+            or b'"sealed":' in state:
+        try:
+            body = orjson.loads(state[:-TAG_LEN])
+        except orjson.JSONDecodeError:
+            return  # a library cipher or compressor, or tampering: reported elsewhere
+        if not isinstance(body, dict):
+            return
+        if topic.endswith("PatientRecord.Registered"):
+            patients[oid] = str(body.get("patient_ref"))
+        elif topic.endswith("PatientRecord.Erased"):
+            erased.add(oid)
+        else:
+            _sealed_refs(body, sealed_for)
+
+
+def _sealed_refs(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        if "sealed" in value and isinstance(value.get("patient_ref"), str):
+            found.add(value["patient_ref"])
+            return
+        for item in value.values():
+            _sealed_refs(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _sealed_refs(item, found)
+
+
+def verify_store(chain: SealChain, *, against: SealHead | None = None,
+                 keyring: Any = None) -> dict[str, Any]:
     """Checks every stored event against its tag and the seal chain (catching up first).
 
     Returns `{"ok", "events", "problems", "head"}`; problems are ordered by position, so
@@ -597,9 +631,13 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
         course_prev[link.originator_id] = link.course_mac
         head_mac = link.log_mac
 
+    patients: dict[str, str] = {}
+    erased: set[str] = set()
+    sealed_for: set[str] = set()
     for n in _notifications(chain, 0):
         events += 1
         oid, version = _hex(n.originator_id), n.originator_version
+        _note_keys(n, oid, patients, erased, sealed_for)
         while next_link is not None and next_link.position < n.id:
             problem(next_link.position, next_link.originator_id,
                     next_link.originator_version, "this sealed event was deleted")
@@ -646,6 +684,8 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
                                         "events recorded before that seal were removed or "
                                         "changed"})
     problems.extend(bookkeeping)
+    if keyring is not None:
+        problems.extend(verify_keys(chain, keyring, patients, erased, sealed_for))
     problems.sort(key=lambda p: p["position"])
     names: dict[str, str | None] = {}
     for p in problems:
@@ -656,3 +696,74 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
             p["subject"] = names[oid] or oid
     return {"ok": not problems, "events": events, "problems": problems,
             "head": SealHead(tracked, head_mac.hex(), events)}
+
+
+# -- the key table ---------------------------------------------------------------------------
+
+def stored_keys(table: Any) -> list[tuple[str, bytes]] | None:
+    """Every (key_id, wrapped key) of a SQL key table, the key-check row included; None
+    for a table this code cannot list (the in-memory one)."""
+    from coursebook.adapters.storage.keys import KEY_TABLE
+
+    datastore = getattr(table, "datastore", None)
+    if datastore is None:
+        return None
+    with datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT key_id, wrapped FROM {KEY_TABLE} ORDER BY key_id")
+        rows = c.fetchall()
+    return [(str(t[0]), bytes(t[1])) for t in (_SQLSealTable._tuple(r) for r in rows)]
+
+
+def verify_keys(chain: SealChain, keyring: Any, patients: dict[str, str],
+                erased: set[str], sealed_for: set[str]) -> list[dict[str, Any]]:
+    """The key table against the log: every key opens with the master key under its own
+    id (not swapped, not corrupted); every key belongs to a patient the log knows; every
+    patient whose personal data the log holds encrypted still has a key, unless an
+    `Erased` event accounts for it. `patients`: patient aggregate id (hex) to its ref;
+    `erased`: ids of patients with an `Erased` event; `sealed_for`: refs of patients
+    with encrypted personal data in the log."""
+    from coursebook.adapters.storage.keys import CHECK_ID
+
+    keys = stored_keys(keyring.table)
+    if keys is None:
+        return []
+    problems: list[dict[str, Any]] = []
+
+    def problem(key_id: str, text: str) -> None:
+        subject = f"patient {patients[key_id]}" if key_id in patients else f"key {key_id}"
+        problems.append({"position": 0, "subject": subject, "version": None,
+                         "problem": text})
+
+    present = set()
+    for key_id, wrapped in keys:
+        present.add(key_id)
+        if not keyring.opens(key_id, wrapped):
+            problem(key_id, "the key table's row does not open with the master key under "
+                            "its own id: it was swapped or corrupted")
+        elif key_id != CHECK_ID and key_id not in patients:
+            problem(key_id, "a key no patient in the log accounts for")
+    if CHECK_ID not in present:
+        problem(CHECK_ID, "the key-check row is missing")
+    by_ref = {ref: key_id for key_id, ref in patients.items()}
+    for ref in sorted(sealed_for):
+        owner = by_ref.get(ref)
+        if owner is not None and owner not in present and owner not in erased:
+            problem(owner, "the patient's key is missing and no Erased event accounts for "
+                            "it: it was deleted outside the engine")
+    return problems
+
+
+def key_fits_store(recorder: Any, integrity_key: bytes) -> bool:
+    """Whether the master key (through its integrity key) is the one the store's first
+    event was tagged with; True for a store without events. Binds the key-check row to
+    the store: when that row is missing, a wrong master key may not write a new one."""
+    first = recorder.select_notifications(start=1, limit=1)
+    if not first:
+        return True
+    n = first[0]
+    try:
+        checked_payload(integrity_key, n.originator_id, n.originator_version, n.topic,
+                        n.state)
+    except Tampered:
+        return False
+    return True
