@@ -96,6 +96,8 @@ class Coursebook(CommandMethods, Batching, Queries):
             chain = self.seal_chain
             for attempt in range(SEAL_ATTEMPTS):
                 seal_new_events(chain, own_from=first)
+                if chain.head.broken:  # tampered bookkeeping: verify reports it, no retry
+                    break
                 if (chain.head.position or 0) >= last or chain.table.tracked() >= last:
                     break
                 time.sleep(0.005 * (attempt + 1))

@@ -414,7 +414,7 @@ class ChainHead:
     position is still that position (nobody else appended since); a catch-up that finds
     otherwise starts over from the table."""
 
-    __slots__ = ("courses", "log_mac", "position")
+    __slots__ = ("broken", "courses", "log_mac", "position")
 
     COURSES = 10_000
     """Course MACs kept at most (then forgotten: they are read from the table again)."""
@@ -423,6 +423,7 @@ class ChainHead:
         self.position: int | None = None
         self.log_mac = GENESIS
         self.courses: dict[str, bytes] = {}
+        self.broken = False  # the last catch-up found the bookkeeping tampered with
 
     def forget(self) -> None:
         self.position, self.log_mac = None, GENESIS
@@ -485,7 +486,8 @@ def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
     if cache.position != tracked:
         cache.forget()
         head = table.link(tracked) if tracked else None
-        if bookkeeping_broken(chain, tracked, head, own_from):
+        cache.broken = bookkeeping_broken(chain, tracked, head, own_from)
+        if cache.broken:
             return 0  # never rebuilt silently: `verify` reports it
         cache.log_mac = head.log_mac if head is not None else GENESIS
         cache.position = tracked
