@@ -354,9 +354,26 @@ def measure_long_course(target: str, facts: dict[str, Any], repeat: int) -> dict
                                                           known_at=facts["known_at"]),
                                    repeat),
             "history": _median_ms(lambda: app.get_history("LONG-1"), repeat),
+            **_unchecked(app, facts, repeat),
         }
     finally:
         app.close()
+
+
+def _unchecked(app: Any, facts: dict[str, Any], repeat: int) -> dict[str, float]:
+    """The same reads with the tag checks switched off (the mapper's `check` and
+    `check_row` just strip the tag): the cost of serving nothing unverified."""
+    mapper = app.mapper
+    mapper.check = lambda stored: bytes(stored.state)[:-32]
+    mapper.check_row = lambda oid, version, topic, state, position=None: bytes(state)[:-32]
+    try:
+        return {
+            "history_unchecked": _median_ms(lambda: app.get_history("LONG-1"), repeat),
+            "as_of_unchecked": _median_ms(
+                lambda: app.get_course("LONG-1", as_of=facts["as_of"]), repeat),
+        }
+    finally:
+        del mapper.check, mapper.check_row
 
 
 # -- (f) peak memory, each in its own process -----------------------------------------------
@@ -575,6 +592,14 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
         figures.append(Figure(
             "course_history", f"course history ({n} events)", e["history"], "ms", e["get"],
             "plain repository.get", higher_is_better=False, target="value <= 50.0"))
+        figures.append(Figure(
+            "verified_history", f"course history ({n} events), every tag checked",
+            e["history"], "ms", e["history_unchecked"], "the same read, tags not checked",
+            higher_is_better=False, note="the cost of serving nothing unverified"))
+        figures.append(Figure(
+            "verified_as_of", f"course show --as-of ({n} events), every tag checked",
+            e["as_of"], "ms", e["as_of_unchecked"], "the same read, tags not checked",
+            higher_is_better=False, note="the cost of serving nothing unverified"))
 
         # (f) peak memory, each in a fresh process
         advance = track("peak memory (subprocesses)", 3)

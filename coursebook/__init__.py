@@ -12,10 +12,11 @@ The public surface, and the only one a host needs::
     app.check_migration(); app.migrate(actor="ops-1")   # after an upgrade of coursebook
 
 A store holding records written by a newer coursebook raises `StoreUnavailable` (its
-message says so; docs/schema-evolution.md). Everything else (`coursebook.domain`,
-`.projections`, `.service`, `.adapters`) is the engine's inside and may change between
-releases. The engine logs through the standard `logging` module under the `coursebook`
-logger and never prints.
+message says so; docs/schema-evolution.md). A question whose answer would rest on a stored
+record changed outside the engine raises `Tampered` instead (docs/integrity.md).
+Everything else (`coursebook.domain`, `.projections`, `.service`, `.adapters`) is the
+engine's inside and may change between releases. The engine logs through the standard
+`logging` module under the `coursebook` logger and never prints.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from coursebook.clock import Clock, FixedClock, SystemClock
-from coursebook.errors import Code, CoursebookError, Rejected, StoreUnavailable
+from coursebook.errors import Code, CoursebookError, Rejected, StoreUnavailable, Tampered
 
 if TYPE_CHECKING:
     from coursebook.adapters.storage.integrity import SealHead
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Clock", "Code", "ComplianceReport", "Coursebook", "CoursebookError", "Finding",
            "FixedClock", "ImportReport", "Outcome", "Rejected", "RejectedLine", "SealHead",
-           "StoreUnavailable", "SystemClock", "open_store", "parse_timestamp",
+           "StoreUnavailable", "SystemClock", "Tampered", "open_store", "parse_timestamp",
            "resolve_target", "safe_target"]
 
 # A library logs, the host decides where to: without this handler, a host that configured

@@ -29,7 +29,7 @@ from coursebook.adapters.storage.persistence import (
     store_env,
 )
 from coursebook.clock import Clock
-from coursebook.errors import StoreUnavailable
+from coursebook.errors import StoreUnavailable, Tampered
 from coursebook.service.application import Coursebook
 
 __all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "key_file_for", "open_store",
@@ -61,6 +61,11 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
         app = Coursebook(env, clock=clock, **kwargs)
         try:
             initialised = app.is_initialised()
+        except Tampered as error:  # the store's settings, changed: exit 3 like verify
+            if not damaged_ok:
+                app.close()
+                raise error.naming("the store's settings") from None
+            initialised = True
         except MapperDeserialisationError:
             if not damaged_ok:
                 app.close()

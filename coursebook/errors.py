@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Code", "CoursebookError", "Rejected", "StoreUnavailable"]
+__all__ = ["Code", "CoursebookError", "Rejected", "StoreUnavailable", "Tampered"]
 
 
 class Code(StrEnum):
@@ -60,3 +60,34 @@ class Rejected(CoursebookError):
 
 class StoreUnavailable(CoursebookError):
     """The store cannot be opened: missing, not a coursebook store, unreachable, or keyless."""
+
+
+class Tampered(CoursebookError):
+    """A stored record read to answer a question does not match its integrity tag: it was
+    changed outside the engine (or is damaged beyond reading). Nothing is answered from it.
+
+    `subject` names what the record belongs to (e.g. `course C1`, or the aggregate id when
+    nothing better is known), `version` its version there, `position` its place in the
+    log when known, `record` what kind of record it is (`event`, `view row`, `key`, ...).
+    The command line exits 3, as `verify` does when it finds tampering.
+    """
+
+    def __init__(self, subject: str, version: int | None = None, *,
+                 position: int | None = None, record: str = "event",
+                 problem: str = "it does not match its integrity tag") -> None:
+        self.subject, self.version, self.position = subject, version, position
+        self.record, self.problem = record, problem
+        where = "" if version is None else f" version {version}"
+        at = "" if position is None else f" (log position {position})"
+        super().__init__(f"the stored {record} of {subject}{where}{at} was changed outside "
+                         f"the engine: {problem}; nothing was answered from it (run: "
+                         "coursebook verify)")
+
+    def naming(self, subject: str) -> Tampered:
+        """The same finding, naming its subject (e.g. `course C1` for an aggregate id)."""
+        return Tampered(subject, self.version, position=self.position, record=self.record,
+                        problem=self.problem)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"subject": self.subject, "version": self.version, "position": self.position,
+                "record": self.record, "problem": self.problem}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 __all__ = ["EventSource", "Progress", "Row", "ViewProjection", "ViewTables", "Write"]
@@ -54,7 +54,7 @@ class CatchingUp(Protocol):
     def catch_up(self, *, until: int | None = None) -> int: ...
 
 
-class ViewProjection(Projection[TrackingRecorder], ABC):
+class ViewProjection(Projection[Any], ABC):
     """Turns pages of notifications into writes to its view.
 
     `name` names the view (`coursebook projections rebuild NAME`); `topics` are the event

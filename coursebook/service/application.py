@@ -25,6 +25,7 @@ from coursebook.adapters.storage.keys import MasterKey
 from coursebook.clock import Clock
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import Catalogue
+from coursebook.errors import Tampered
 from coursebook.logs import get_logger
 from coursebook.service import migration, read_models
 from coursebook.service.batches import Batching
@@ -81,9 +82,10 @@ class Coursebook(CommandMethods, Batching, Queries):
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
         if recordings:
-            self._after_write(max(r.notification.id for r in recordings))
+            ids = [r.notification.id for r in recordings]
+            self._after_write(max(ids), min(ids))
 
-    def _after_write(self, last: int) -> None:
+    def _after_write(self, last: int, first: int | None = None) -> None:
         """Seals what was just recorded (up to notification `last`) and, inline, brings
         the views up to it. Another writer sealing at the same moment may win the race
         for a page of the chain: then this one reads on from the winner's position until
@@ -93,7 +95,9 @@ class Coursebook(CommandMethods, Batching, Queries):
         try:
             chain = self.seal_chain
             for attempt in range(SEAL_ATTEMPTS):
-                seal_new_events(chain)
+                seal_new_events(chain, own_from=first)
+                if chain.head.broken:  # tampered bookkeeping: verify reports it, no retry
+                    break
                 if (chain.head.position or 0) >= last or chain.table.tracked() >= last:
                     break
                 time.sleep(0.005 * (attempt + 1))
@@ -101,6 +105,8 @@ class Coursebook(CommandMethods, Batching, Queries):
                 read_models.catch_up(self)
         except (OperationalError, InterfaceError, sqlite3.Error) as error:
             log.warning("after_write", outcome="deferred", error=type(error).__name__)
+        except Tampered:  # the views stop before a changed record; queries name it
+            log.warning("after_write", outcome="deferred", error="Tampered")
 
 
 Coursebook.snapshotting_projectors = {TreatmentCourse: project_aggregate}

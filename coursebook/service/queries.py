@@ -4,12 +4,13 @@ calendar, the audit trail, the compliance report, and whether the store is intac
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from coursebook.adapters.storage.integrity import SealHead, verify_store
+from coursebook.adapters.storage.integrity import SealHead, subject_name, verify_store
 from coursebook.adapters.storage.report_reads import read_report_events
 from coursebook.adapters.storage.time_travel import fold_course, stored_rows
 from coursebook.domain.commands import (
@@ -20,7 +21,7 @@ from coursebook.domain.ids import (
     patient_uuid,
 )
 from coursebook.domain.selection import select_events
-from coursebook.errors import Code, Rejected
+from coursebook.errors import Code, Rejected, Tampered
 from coursebook.projections.collector import collector_paused
 from coursebook.projections.compliance import Report, build_report, report_topics
 from coursebook.projections.course_view import course_document, history_documents
@@ -34,16 +35,40 @@ MAX_VERSION = 2**63 - 1
 """The largest version a store can count (a signed 64-bit integer in both stores)."""
 
 
+@contextlib.contextmanager
+def _naming(course_id: str) -> Iterator[None]:
+    """A `Tampered` raised while reading the course's own events names the course."""
+    try:
+        yield
+    except Tampered as error:
+        if error.subject == course_uuid(course_id).hex:
+            raise error.naming(f"course {course_id}") from None
+        raise
+
+
 class Queries(Wiring):
     """Read-only questions; none records anything."""
 
     # -- queries -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def naming_tampered(self) -> Iterator[None]:
+        """A `Tampered` raised inside names its subject (`course C1`, ...) when the
+        aggregate's first event still reads, rather than its id."""
+        try:
+            yield
+        except Tampered as error:
+            name = subject_name(self.seal_chain, error.subject)
+            if name is None:
+                raise
+            raise error.naming(name) from None
+
     def course_events(self, course_id: str, *, up_to: int | None = None) -> list[Any]:
         """Every stored event of a course (or its first `up_to`), in order (NOT_FOUND if
         there are none)."""
         to_event = self.mapper.to_domain_event
-        rows = stored_rows(self.course_reader, course_uuid(course_id), 0, up_to)
-        events = [to_event(row) for row in rows]
+        with _naming(course_id):
+            rows = stored_rows(self.course_reader, course_uuid(course_id), 0, up_to)
+            events = [to_event(row) for row in rows]
         if not events:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
         return events
@@ -62,8 +87,9 @@ class Queries(Wiring):
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
         if version is not None:  # beyond what a store can count: asking for all of them
             version = min(version, MAX_VERSION)
-        state, stored = fold_course(self.course_reader, course_uuid(course_id), version=version,
-                                    as_of=as_of, known_at=known_at)
+        with _naming(course_id):
+            state, stored = fold_course(self.course_reader, course_uuid(course_id),
+                                        version=version, as_of=as_of, known_at=known_at)
         if stored == 0:
             raise Rejected(Code.NOT_FOUND, f"course {course_id!r} does not exist", "course_id")
         if version is not None and version > stored:
@@ -92,12 +118,14 @@ class Queries(Wiring):
         erased) whose planned local date, or else target date, lies in [from_, to]
         (bounds inclusive, open when None), as calendar entries."""
         first, last = _date(from_, "from"), _date(to, "to")
-        return read_models.calendar(self, first, last)
+        with self.naming_tampered():
+            return read_models.calendar(self, first, last)
 
     def audit(self, course_id: str | None = None) -> list[dict[str, Any]]:
         """Every recorded fact in recording order (or one course's): position, record and
         valid time, subject, event, actor, reason."""
-        return read_models.audit(self, course_id)
+        with self.naming_tampered():
+            return read_models.audit(self, course_id)
 
     def compliance_report(self, as_of: dt.datetime | str | None = None,
                           known_at: dt.datetime | str | None = None) -> Report:
@@ -106,7 +134,7 @@ class Queries(Wiring):
         `.document()` is the JSON document, `.html()` the self-contained page."""
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
-        with collector_paused():
+        with collector_paused(), self.naming_tampered():
             return build_report(self.report_events(), as_of=moment, known_at=known,
                                 zone=self.zone)
 
@@ -121,13 +149,21 @@ class Queries(Wiring):
         return read_report_events(self.recorder, self.mapper, report_topics())
 
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
-        """Checks every stored event against its tag and the seal chain. Returns `{"ok",
+        """Checks every stored event against its tag and the seal chain, then (when the log
+        is intact) every view against the log (`read_models.verify_views`). Returns `{"ok",
         "events", "problems", "head"}`: problems ordered by position (the first names the
         first bad place); `head` (a `SealHead`) can be kept elsewhere (`head.dumps(now)`)
         and passed back later as `against` to also catch removed newest events."""
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
-        return verify_store(self.seal_chain, against=against)
+        result = verify_store(self.seal_chain, against=against, keyring=self.keyring)
+        if result["ok"]:  # views are checked against a log found intact
+            views = read_models.verify_views(self)
+            if views:
+                result["problems"] = sorted([*result["problems"], *views],
+                                            key=lambda p: p["position"])
+                result["ok"] = False
+        return result
 
     # -- the views -----------------------------------------------------------------------
     def view_names(self) -> list[str]:
@@ -142,13 +178,15 @@ class Queries(Wiring):
     def catch_up_views(self, name: str | None = None) -> int:
         """Applies to the views (or the one named) what they have not seen; returns how
         many events."""
-        return read_models.catch_up(self, name)
+        with self.naming_tampered():
+            return read_models.catch_up(self, name)
 
     def rebuild_views(self, name: str | None = None,
                       progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuilds the views (or the one named) from zero; returns how many events were
         processed. `progress(position, head)` is called after each committed page."""
-        return read_models.rebuild(self, name, progress)
+        with self.naming_tampered():
+            return read_models.rebuild(self, name, progress)
 
     def follow_views(self, stop: threading.Event, *, poll: float = POLL_SECONDS,
                      ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from typing import Any, cast
 
 from eventsourcing.popo import POPOApplicationRecorder
@@ -38,7 +39,7 @@ from coursebook.projections.view_projection import Progress, ViewProjection
 from coursebook.service.wiring import Wiring
 
 __all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "formats", "rebuild", "runners",
-           "status"]
+           "status", "verify_views"]
 
 PROJECTIONS: dict[str, type[ViewProjection]] = {
     "calendar": CalendarProjection,
@@ -148,3 +149,63 @@ def audit(app: Wiring, course_id: str | None = None) -> list[dict[str, Any]]:
     runner = runners(app)["audit"]
     runner.catch_up()
     return cast(AuditProjection, runner.projection).entries(course_id)
+
+
+def verify_views(app: Wiring) -> list[dict[str, Any]]:
+    """Each view checked against the log, without changing it: its tracked position is
+    not past the last stored event, and its rows are exactly those a rebuild up to that
+    position makes (in a scratch database; every event's tag checked on the way). A
+    forged, changed or deleted row is a problem naming the view, the table and the row's
+    key; `verify` reports them with the event log's."""
+    problems: list[dict[str, Any]] = []
+    head = app.recorder.max_notification_id() or 0
+    for name, runner in runners(app).items():
+        position = runner.view.position()
+        if position > head:
+            problems.append(_view_problem(
+                head + 1, name, f"the view's tracked position ({position}) is past the last "
+                f"stored event ({head}): new events never reach it (run: coursebook "
+                f"projections rebuild {name})"))
+            continue
+        cls = PROJECTIONS[name]
+        scratch = SQLiteViewRecorder(":memory:", cls.name, app.name, cls.tables, cls.ddl)
+        try:
+            scratch.create_table()
+            projection = cls(scratch, app, decode=raw_decoder(app), stored_json=raw_json(app))
+            ViewRunner(app, projection, page_size=_page_size()).catch_up(until=position)
+            for table in cls.tables:
+                problems.extend(_compare(name, table, scratch.query(f"SELECT * FROM {table}"),
+                                         runner.view.query(f"SELECT * FROM {table}")))
+        finally:
+            scratch.close()
+    return problems
+
+
+def _plain(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(bytes(v) if isinstance(v, memoryview | bytearray) else v for v in row)
+
+
+def _compare(name: str, table: str, expected: list[tuple[Any, ...]],
+             found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows keyed by their first column (the table's key): those forged, changed or
+    missing, in key order."""
+    want = {row[0]: _plain(row) for row in expected}
+    have = {row[0]: _plain(row) for row in found}
+    problems = []
+    for key in sorted(set(want) | set(have), key=str):
+        if key not in want:
+            text = "a row no stored event accounts for (forged)"
+        elif key not in have:
+            text = "a row the log holds was deleted"
+        elif want[key] != have[key]:
+            text = "a row that does not match the log (changed)"
+        else:
+            continue
+        position = key if isinstance(key, int) else 0
+        problems.append(_view_problem(position, name, f"{table} row {key}: {text} (run: "
+                                      f"coursebook projections rebuild {name})"))
+    return problems
+
+
+def _view_problem(position: int, name: str, text: str) -> dict[str, Any]:
+    return {"position": position, "subject": f"view {name}", "version": None, "problem": text}

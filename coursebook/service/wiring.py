@@ -20,8 +20,15 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from coursebook.adapters.storage.integrity import SealChain, TaggingMapper, seal_table_for
+from coursebook.adapters.storage.integrity import (
+    SealChain,
+    TaggingMapper,
+    key_fits_store,
+    read_damaged_text,
+    seal_table_for,
+)
 from coursebook.adapters.storage.keys import (
+    CHECK_ID,
     MASTER_KEY_ENV,
     Keyring,
     MasterKey,
@@ -92,7 +99,14 @@ class Wiring(Application[UUID]):
         self.keyring = Keyring(master_key or _master_key(env))
         super().__init__({**self.CACHE, **(env or {})})
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
-        self.keyring.attach(key_table_for(self.recorder, create=create))
+        read_damaged_text(self.recorder)
+        key_table = key_table_for(self.recorder, create=create)
+        if key_table.get(CHECK_ID) is None and not key_fits_store(self.recorder,
+                                                                  self.integrity_key):
+            raise StoreUnavailable("the master key does not open this store (its key-check "
+                                   "row is missing, and the stored events were tagged with "
+                                   "another key)")
+        self.keyring.attach(key_table)
         self.course_reader = CourseReader(self.recorder, self.mapper, self.snapshots,
                                           SNAPSHOT_INTERVAL)
         self.seal_chain = SealChain(self.recorder, self.mapper,

@@ -242,14 +242,16 @@ def test_two_catch_ups_at_once_seal_each_event_once(app: Coursebook, target: Pat
                                                     clock: FixedClock) -> None:
     import threading
 
-    # Writes are sealed as they are recorded: start from a store whose chain is empty
-    # (as one written before that), so both catch-ups have the whole log to seal.
+    # Writes are sealed as they are recorded: start from a store whose chain is empty,
+    # each catch-up sealing as a store's first write does (own_from=1), so that both
+    # have the whole log to seal.
     sql(target, "DELETE FROM seal_chain")
     sql(target, "DELETE FROM tracking WHERE application_name = 'seal_chain'")
     other = open_store(str(target), clock=clock)
     try:
         counts: list[int] = []
-        threads = [threading.Thread(target=lambda a=a: counts.append(catch_up(a.seal_chain)))
+        threads = [threading.Thread(
+            target=lambda a=a: counts.append(catch_up(a.seal_chain, own_from=1)))
                    for a in (app, other, app, other)]
         for thread in threads:
             thread.start()
@@ -268,3 +270,47 @@ def test_tamper_cases_were_counted() -> None:
     many: the figure the project reports)."""
     print(f"\ntamper cases: {TAMPER_CASES}")
     assert TAMPER_CASES["found"] == TAMPER_CASES["tried"]
+
+
+def test_an_emptied_chain_is_a_finding_and_never_rebuilt(app: Coursebook, target: Path,
+                                                         clock: FixedClock) -> None:
+    """The chain and its tracking row emptied, and a course's last event deleted mid-log:
+    plain `verify` says so (it used to rebuild the chain and say ok), and so do later
+    writes and verifications: nothing seals it again."""
+    catch_up(app.seal_chain)
+    sql(target, "DELETE FROM seal_chain")
+    sql(target, "DELETE FROM tracking WHERE application_name = 'seal_chain'")
+    last_of_c1 = rowids(target)[len(rowids(target)) // 2]
+    sql(target, "DELETE FROM stored_events WHERE rowid=?", (last_of_c1,))
+    first = detected(app)
+    assert "seal chain is missing" in first["problem"]
+    Clinic(app, staff=False).ready("C3", patient_ref="P3")
+    assert sql(target, "SELECT count(*) FROM seal_chain") == [(0,)]
+    assert "seal chain is missing" in detected(app)["problem"]
+
+
+def test_a_reset_tracking_row_is_a_finding_and_seal_writes_no_head(
+        app: Coursebook, target: Path, tmp_path: Path) -> None:
+    """The chain's tracking row set back to 0: sealing stopped for good and `verify` said
+    ok; `verify --seal` then wrote position 0, flagged by `--against` on an untouched
+    store. Now `verify` reports the reset, so no head is written from it."""
+    head = verify_store(app.seal_chain)["head"]
+    sql(target, "UPDATE tracking SET notification_id=0 WHERE application_name='seal_chain'")
+    Clinic(app, staff=False).ready("C3", patient_ref="P3")
+    result = verify_store(app.seal_chain)
+    assert not result["ok"]
+    assert any("tracked position (0) is behind its last link" in p["problem"]
+               for p in result["problems"])
+    sql(target, "UPDATE tracking SET notification_id=? WHERE application_name='seal_chain'",
+        (head.position,))
+    result = verify_store(app.seal_chain)  # repaired: the new events are sealed again
+    assert result["ok"]
+    assert verify_store(app.seal_chain, against=result["head"])["ok"]
+    assert verify_store(app.seal_chain, against=head)["ok"]
+
+
+def test_a_tracking_row_past_the_head_is_a_finding(app: Coursebook, target: Path) -> None:
+    catch_up(app.seal_chain)
+    sql(target, "UPDATE tracking SET notification_id=1004521 "
+                "WHERE application_name='seal_chain'")
+    assert "past the last stored event" in detected(app)["problem"]

@@ -63,7 +63,7 @@ class StoredRow(NamedTuple):
     originator_id: UUID
     originator_version: int
     topic: str
-    state: bytes
+    state: bytes | str  # str: a state rewritten as text (damage the mapper names)
 
 
 def select_rows(recorder: Any, aggregate_id: UUID, *, gt: int | None, lte: int | None,
@@ -81,7 +81,9 @@ def select_rows(recorder: Any, aggregate_id: UUID, *, gt: int | None, lte: int |
         params.append(limit)
         with recorder.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            return [StoredRow(aggregate_id, int(r[0]), r[1], bytes(r[2]))
+            # A state rewritten as text stays text: the mapper names it (`Tampered`).
+            return [StoredRow(aggregate_id, int(r[0]), r[1],
+                              r[2] if isinstance(r[2], str) else bytes(r[2]))
                     for r in c.fetchall()]
     if type(recorder).__module__ == "eventsourcing.postgres":
         from psycopg.sql import SQL, Identifier

@@ -19,6 +19,7 @@ store), so whoever can write the database cannot forge them:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Hashable, Iterator
@@ -40,9 +41,10 @@ from eventsourcing.persistence import (
 )
 
 from coursebook.domain.schema import NewerRecord, record_class, upgrade
+from coursebook.errors import Tampered
 
 __all__ = ["SEAL_TABLE", "Link", "SealChain", "SealHead", "TaggingMapper", "catch_up",
-           "event_tag", "seal_table_for", "verify_store"]
+           "checked_payload", "event_tag", "seal_table_for", "subject_name", "verify_store"]
 
 SEAL_TABLE = "seal_chain"
 SEAL_NAME = "seal_chain"  # the tracking record's application name
@@ -55,12 +57,77 @@ def _hex(value: UUID | str) -> str:
     return value.hex if isinstance(value, UUID) else UUID(str(value)).hex
 
 
+@functools.lru_cache(maxsize=8)
+def _event_mac(key: bytes) -> Any:
+    """The keyed HMAC after its fixed prefix, copied for each tag (the key schedule and
+    the prefix are computed once per key, not once per event)."""
+    return hmac.new(key, b"coursebook event\0", hashlib.sha256)
+
+
 def event_tag(key: bytes, originator_id: UUID | str, version: int, topic: str,
               payload: bytes) -> bytes:
-    mac = hmac.new(key, b"coursebook event\0", hashlib.sha256)
+    mac = _event_mac(key).copy()
     mac.update(f"{_hex(originator_id)}\0{version}\0{topic}\0".encode())
     mac.update(payload)
-    return mac.digest()
+    digest: bytes = mac.digest()
+    return digest
+
+
+NOT_BYTES = "its state is not stored as bytes (the row was rewritten as text)"
+
+
+def checked_payload(key: bytes, originator_id: UUID | str, version: int, topic: str,
+                    state: Any, position: int | None = None) -> bytes:
+    """A stored event's bytes without its tag, once the tag is found to match them and
+    the row's id, version and topic; else `Tampered` naming the row. Every read that
+    answers a question from stored events goes through here (or `TaggingMapper`)."""
+    if not isinstance(state, bytes | bytearray | memoryview):
+        raise Tampered(_hex_or_text(originator_id), version, position=position,
+                       problem=NOT_BYTES)
+    data = bytes(state)
+    if len(data) <= TAG_LEN or not hmac.compare_digest(
+            data[-TAG_LEN:], event_tag(key, originator_id, version, topic,
+                                       data[:-TAG_LEN])):
+        raise Tampered(_hex_or_text(originator_id), version, position=position)
+    return data[:-TAG_LEN]
+
+
+TEXT_AS_WRITTEN = functools.partial(bytes.decode, encoding="utf-8", errors="surrogateescape")
+"""SQLite's text values as Python strings, even when they are not valid UTF-8: a state
+rewritten as TEXT then reads as a `str` (a finding: `NOT_BYTES`) instead of failing the
+whole read; valid text reads as it always did."""
+
+
+def read_damaged_text(recorder: Any) -> None:
+    """Makes the SQLite connections of `recorder`'s datastore read text with
+    `TEXT_AS_WRITTEN` (other stores need nothing: PostgreSQL's bytea is never text)."""
+    pool = getattr(getattr(recorder, "datastore", None), "pool", None)
+    if type(recorder).__module__ != "eventsourcing.sqlite" or pool is None:
+        return
+    create = pool._create_connection
+
+    def creating() -> Any:
+        connection = create()
+        connection._sqlite_conn.text_factory = TEXT_AS_WRITTEN
+        return connection
+
+    pool._create_connection = creating
+    for connection in [*pool._pool, *pool._in_use.values()]:
+        connection._sqlite_conn.text_factory = TEXT_AS_WRITTEN
+
+
+def as_stored_bytes(state: Any) -> bytes:
+    """A stored state as bytes (one rewritten as text: the bytes it was read from)."""
+    if isinstance(state, str):
+        return state.encode("utf-8", "surrogateescape")
+    return bytes(state)
+
+
+def _hex_or_text(value: Any) -> str:
+    try:
+        return _hex(value)
+    except ValueError:
+        return "an unreadable id"
 
 
 def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: str,
@@ -93,11 +160,17 @@ class TaggingMapper(Mapper[UUID]):
         """The library's `Mapper.to_domain_event`, except that the stored body is
         brought to its class's version by `domain.schema.upgrade` while it is still raw
         JSON (the same step every fast read path takes), and then its typed values are
-        revived. A body of a version this code does not know raises `NewerRecord`, a
-        topic it does not know `UnknownRecord`."""
+        revived. The tag is checked first (`Tampered` when it does not match: nothing is
+        read from a changed record); then a body of a version this code does not know
+        raises `NewerRecord`, a topic it does not know `UnknownRecord`."""
+        return self.decode_payload(stored_event, self.check(stored_event))
+
+    def decode_payload(self, stored_event: StoredEvent, payload: bytes) -> Any:
+        """The domain event of a stored event's untagged bytes (`to_domain_event` without
+        the tag check: for naming what `verify` already reports as changed)."""
         cls = record_class(stored_event.topic)
         try:
-            event_state = self.stored_body(stored_event.state)
+            event_state = self.stored_body(payload, tagged=False)
             upgrade(cls, stored_event.topic, event_state)
             revive = getattr(self.transcoder, "revive", None)
             event_state = revive(event_state) if revive is not None \
@@ -117,10 +190,22 @@ class TaggingMapper(Mapper[UUID]):
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
 
-    def stored_body(self, state: bytes) -> dict[str, Any]:
+    def check(self, stored: Any) -> bytes:
+        """The stored event's bytes without its tag, once checked (`checked_payload`)."""
+        return checked_payload(self.key, stored.originator_id, stored.originator_version,
+                               stored.topic, stored.state, getattr(stored, "id", None))
+
+    def check_row(self, originator_id: UUID | str, version: int, topic: str, state: Any,
+                  position: int | None = None) -> bytes:
+        """`check` for a row read as plain values (the views' and time travel's reads)."""
+        return checked_payload(self.key, originator_id, version, topic, state, position)
+
+    def stored_body(self, state: bytes, *, tagged: bool = True) -> dict[str, Any]:
         """A stored event's body as the JSON it was written as, at its stored version
-        (tag, cipher and compression taken off; nothing upgraded or revived)."""
-        state = state[:-TAG_LEN]
+        (tag, cipher and compression taken off; nothing upgraded or revived). The tag
+        is not checked here: `check` does."""
+        if tagged:
+            state = state[:-TAG_LEN]
         if self.cipher:
             state = self.cipher.decrypt(state)
         if self.compressor:
@@ -135,7 +220,8 @@ class TaggingMapper(Mapper[UUID]):
 
     @staticmethod
     def untagged(state: bytes) -> bytes:
-        """The state as the library's mapper wrote it (the tag is checked by `verify`)."""
+        """The state as the library's mapper wrote it (the tag is not checked here: readers
+        check it with `check_row` first)."""
         return state[:-TAG_LEN]
 
 
@@ -177,6 +263,8 @@ class SealTable(Protocol):
 
     def link(self, position: int) -> Link | None: ...
 
+    def last_position(self) -> int: ...
+
     def last_course_mac(self, originator_id: str) -> bytes | None: ...
 
     def append(self, links: list[Link]) -> None: ...
@@ -194,6 +282,9 @@ class MemorySealTable:
 
     def link(self, position: int) -> Link | None:
         return self.rows.get(position)
+
+    def last_position(self) -> int:
+        return max(self.rows, default=0)
 
     def last_course_mac(self, originator_id: str) -> bytes | None:
         found = [k for k in self.rows.values() if k.originator_id == originator_id]
@@ -240,6 +331,13 @@ class _SQLSealTable:
                       f"log_mac FROM {SEAL_TABLE} WHERE position={p}", (position,))
             row = c.fetchone()
         return None if row is None else self._row(self._tuple(row))
+
+    def last_position(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT max(position) FROM {SEAL_TABLE}")
+            row = c.fetchone()
+        value = None if row is None else self._tuple(row)[0]
+        return int(value or 0)
 
     def last_course_mac(self, originator_id: str) -> bytes | None:
         p = self.placeholder
@@ -316,7 +414,7 @@ class ChainHead:
     position is still that position (nobody else appended since); a catch-up that finds
     otherwise starts over from the table."""
 
-    __slots__ = ("courses", "log_mac", "position")
+    __slots__ = ("broken", "courses", "log_mac", "position")
 
     COURSES = 10_000
     """Course MACs kept at most (then forgotten: they are read from the table again)."""
@@ -325,6 +423,7 @@ class ChainHead:
         self.position: int | None = None
         self.log_mac = GENESIS
         self.courses: dict[str, bytes] = {}
+        self.broken = False  # the last catch-up found the bookkeeping tampered with
 
     def forget(self) -> None:
         self.position, self.log_mac = None, GENESIS
@@ -354,8 +453,27 @@ def _notifications(chain: SealChain, after: int) -> Iterator[Any]:
         after = page[-1].id
 
 
-def catch_up(chain: SealChain) -> int:
+def bookkeeping_broken(chain: SealChain, tracked: int, head: Link | None,
+                       own_from: int | None) -> bool:
+    """Whether the chain cannot be extended from `tracked` without hiding a problem:
+    its tracked link is missing, links lie beyond it (the tracking row was reset), or
+    it is empty while the log is not, unless the caller's own write, starting at
+    position `own_from`, is the first in the log (only a store's first write starts it).
+    """
+    if tracked:
+        return head is None or chain.table.last_position() > tracked
+    if chain.table.last_position():
+        return True
+    first = chain.recorder.select_notifications(start=1, limit=1)
+    return bool(first) and (own_from is None or first[0].id < own_from)
+
+
+def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
     """Seals every event recorded since the chain's tracked position; returns how many.
+
+    A chain whose own bookkeeping was tampered with (`bookkeeping_broken`) is left as it
+    is, for `verify` to report: it is never rebuilt. `own_from`: the first position of
+    the caller's own write (a store's first write starts the chain).
 
     Safe to run from several processes: a catch-up that loses the race stops quietly
     (and forgets its cached head). When nobody else appended since this process did,
@@ -368,6 +486,9 @@ def catch_up(chain: SealChain) -> int:
     if cache.position != tracked:
         cache.forget()
         head = table.link(tracked) if tracked else None
+        cache.broken = bookkeeping_broken(chain, tracked, head, own_from)
+        if cache.broken:
+            return 0  # never rebuilt silently: `verify` reports it
         cache.log_mac = head.log_mac if head is not None else GENESIS
         cache.position = tracked
     previous = cache.log_mac
@@ -389,7 +510,7 @@ def catch_up(chain: SealChain) -> int:
     try:
         for n in _notifications(chain, tracked):
             oid = _hex(n.originator_id)
-            tag = bytes(n.state[-TAG_LEN:])
+            tag = as_stored_bytes(n.state)[-TAG_LEN:]
             before = courses.get(oid) or cache.courses.get(oid)
             if before is None:
                 before = table.last_course_mac(oid) or GENESIS
@@ -408,11 +529,15 @@ def catch_up(chain: SealChain) -> int:
     return sealed
 
 
-def _subject(chain: SealChain, originator_id: str) -> str | None:
+def subject_name(chain: SealChain, originator_id: str) -> str | None:
     """A readable name for an aggregate, from its first event (None if unreadable)."""
     try:
         first = chain.recorder.select_events(UUID(originator_id), lte=1)
-        event = chain.mapper.to_domain_event(first[0])
+        try:
+            event = chain.mapper.to_domain_event(first[0])
+        except Tampered:  # verify reports it: its name is still the best hint there is
+            event = chain.mapper.decode_payload(first[0], as_stored_bytes(
+                first[0].state)[:-TAG_LEN])
     except Exception:  # deleted or tampered beyond decoding: the id still names it
         return None
     for attribute, label in (("course_id", "course"), ("practitioner_id", "practitioner"),
@@ -423,7 +548,41 @@ def _subject(chain: SealChain, originator_id: str) -> str | None:
     return str(type(event).__qualname__.split(".")[0])
 
 
-def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[str, Any]:
+def _note_keys(n: Any, oid: str, patients: dict[str, str], erased: set[str],
+               sealed_for: set[str]) -> None:
+    """What the key table is checked against, noted from one stored event: the patients
+    (and their refs), their erasures, and whose personal data is stored encrypted."""
+    topic, state = n.topic, as_stored_bytes(n.state)
+    if topic.endswith("PatientRecord.Registered") or topic.endswith("PatientRecord.Erased") \
+            or b'"sealed":' in state:
+        try:
+            body = orjson.loads(state[:-TAG_LEN])
+        except orjson.JSONDecodeError:
+            return  # a library cipher or compressor, or tampering: reported elsewhere
+        if not isinstance(body, dict):
+            return
+        if topic.endswith("PatientRecord.Registered"):
+            patients[oid] = str(body.get("patient_ref"))
+        elif topic.endswith("PatientRecord.Erased"):
+            erased.add(oid)
+        else:
+            _sealed_refs(body, sealed_for)
+
+
+def _sealed_refs(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        if "sealed" in value and isinstance(value.get("patient_ref"), str):
+            found.add(value["patient_ref"])
+            return
+        for item in value.values():
+            _sealed_refs(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _sealed_refs(item, found)
+
+
+def verify_store(chain: SealChain, *, against: SealHead | None = None,
+                 keyring: Any = None) -> dict[str, Any]:
     """Checks every stored event against its tag and the seal chain (catching up first).
 
     Returns `{"ok", "events", "problems", "head"}`; problems are ordered by position, so
@@ -432,6 +591,29 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
     table: SealTable = chain.table
     key: bytes = chain.key
     tracked = table.tracked()
+    last_link = table.last_position()
+    head_of_log = chain.recorder.max_notification_id() or 0
+    bookkeeping: list[dict[str, Any]] = []
+    if last_link > tracked:
+        bookkeeping.append({"position": tracked + 1, "subject": None, "version": None,
+                            "problem": f"the seal chain's tracked position ({tracked}) is "
+                                       f"behind its last link ({last_link}): its bookkeeping "
+                                       "was reset, and new events are not sealed"})
+    elif tracked > head_of_log:
+        bookkeeping.append({"position": head_of_log + 1, "subject": None, "version": None,
+                            "problem": f"the seal chain's tracked position ({tracked}) is "
+                                       f"past the last stored event ({head_of_log}): events "
+                                       "were removed, or its bookkeeping was changed"})
+    elif tracked and table.link(tracked) is None:
+        bookkeeping.append({"position": tracked, "subject": None, "version": None,
+                            "problem": "the seal chain's tracked link is missing: its links "
+                                       "were removed"})
+    elif not last_link and head_of_log:
+        bookkeeping.append({"position": 1, "subject": None, "version": None,
+                            "problem": "the seal chain is missing: no stored event is "
+                                       "sealed (it was emptied; only a store's first write "
+                                       "starts it, so it is not rebuilt)"})
+    tracked = max(tracked, last_link)
     pending = iter(table.links())
     next_link = next(pending, None)
     problems: list[dict[str, Any]] = []
@@ -451,17 +633,23 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
         course_prev[link.originator_id] = link.course_mac
         head_mac = link.log_mac
 
+    patients: dict[str, str] = {}
+    erased: set[str] = set()
+    sealed_for: set[str] = set()
     for n in _notifications(chain, 0):
         events += 1
         oid, version = _hex(n.originator_id), n.originator_version
+        _note_keys(n, oid, patients, erased, sealed_for)
         while next_link is not None and next_link.position < n.id:
             problem(next_link.position, next_link.originator_id,
                     next_link.originator_version, "this sealed event was deleted")
             resync(next_link)
             next_link = next(pending, None)
-        state = bytes(n.state)
+        state = as_stored_bytes(n.state)
         tag = state[-TAG_LEN:]
-        if len(state) <= TAG_LEN or not hmac.compare_digest(
+        if not isinstance(n.state, bytes | bytearray | memoryview):
+            problem(n.id, oid, version, f"the stored event was changed: {NOT_BYTES}")
+        elif len(state) <= TAG_LEN or not hmac.compare_digest(
                 tag, event_tag(key, oid, version, n.topic, state[:-TAG_LEN])):
             problem(n.id, oid, version, "the stored event was changed (its tag does not "
                                         "match its content)")
@@ -497,13 +685,87 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None) -> dict[s
                              "problem": "the chain no longer holds the head sealed earlier: "
                                         "events recorded before that seal were removed or "
                                         "changed"})
+    problems.extend(bookkeeping)
+    if keyring is not None:
+        problems.extend(verify_keys(chain, keyring, patients, erased, sealed_for))
     problems.sort(key=lambda p: p["position"])
     names: dict[str, str | None] = {}
     for p in problems:
         if p["subject"] is not None:
             oid = p["subject"]
             if oid not in names:
-                names[oid] = _subject(chain, oid)
+                names[oid] = subject_name(chain, oid)
             p["subject"] = names[oid] or oid
     return {"ok": not problems, "events": events, "problems": problems,
             "head": SealHead(tracked, head_mac.hex(), events)}
+
+
+# -- the key table ---------------------------------------------------------------------------
+
+def stored_keys(table: Any) -> list[tuple[str, bytes]] | None:
+    """Every (key_id, wrapped key) of a SQL key table, the key-check row included; None
+    for a table this code cannot list (the in-memory one)."""
+    from coursebook.adapters.storage.keys import KEY_TABLE
+
+    datastore = getattr(table, "datastore", None)
+    if datastore is None:
+        return None
+    with datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT key_id, wrapped FROM {KEY_TABLE} ORDER BY key_id")
+        rows = c.fetchall()
+    return [(str(t[0]), bytes(t[1])) for t in (_SQLSealTable._tuple(r) for r in rows)]
+
+
+def verify_keys(chain: SealChain, keyring: Any, patients: dict[str, str],
+                erased: set[str], sealed_for: set[str]) -> list[dict[str, Any]]:
+    """The key table against the log: every key opens with the master key under its own
+    id (not swapped, not corrupted); every key belongs to a patient the log knows; every
+    patient whose personal data the log holds encrypted still has a key, unless an
+    `Erased` event accounts for it. `patients`: patient aggregate id (hex) to its ref;
+    `erased`: ids of patients with an `Erased` event; `sealed_for`: refs of patients
+    with encrypted personal data in the log."""
+    from coursebook.adapters.storage.keys import CHECK_ID
+
+    keys = stored_keys(keyring.table)
+    if keys is None:
+        return []
+    problems: list[dict[str, Any]] = []
+
+    def problem(key_id: str, text: str) -> None:
+        subject = f"patient {patients[key_id]}" if key_id in patients else f"key {key_id}"
+        problems.append({"position": 0, "subject": subject, "version": None,
+                         "problem": text})
+
+    present = set()
+    for key_id, wrapped in keys:
+        present.add(key_id)
+        if not keyring.opens(key_id, wrapped):
+            problem(key_id, "the key table's row does not open with the master key under "
+                            "its own id: it was swapped or corrupted")
+        elif key_id != CHECK_ID and key_id not in patients:
+            problem(key_id, "a key no patient in the log accounts for")
+    if CHECK_ID not in present:
+        problem(CHECK_ID, "the key-check row is missing")
+    by_ref = {ref: key_id for key_id, ref in patients.items()}
+    for ref in sorted(sealed_for):
+        owner = by_ref.get(ref)
+        if owner is not None and owner not in present and owner not in erased:
+            problem(owner, "the patient's key is missing and no Erased event accounts for "
+                            "it: it was deleted outside the engine")
+    return problems
+
+
+def key_fits_store(recorder: Any, integrity_key: bytes) -> bool:
+    """Whether the master key (through its integrity key) is the one the store's first
+    event was tagged with; True for a store without events. Binds the key-check row to
+    the store: when that row is missing, a wrong master key may not write a new one."""
+    first = recorder.select_notifications(start=1, limit=1)
+    if not first:
+        return True
+    n = first[0]
+    try:
+        checked_payload(integrity_key, n.originator_id, n.originator_version, n.topic,
+                        n.state)
+    except Tampered:
+        return False
+    return True

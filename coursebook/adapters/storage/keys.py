@@ -47,7 +47,7 @@ __all__ = [
 
 MASTER_KEY_ENV = "COURSEBOOK_MASTER_KEY"
 KEY_TABLE = "coursebook_keys"
-_CHECK_ID = "master-key-check"
+_CHECK_ID = CHECK_ID = "master-key-check"
 _CHECK_TEXT = b"coursebook master key check"
 _NONCE = 12
 
@@ -304,6 +304,19 @@ class Keyring:
         """Drops every unwrapped data key this process holds (another process erased a
         patient: its key must not outlive the erasure here either)."""
         self._cache.clear()
+
+    def opens(self, key_id: str, wrapped: bytes) -> bool:
+        """Whether a stored wrapped key opens with the master key under its own id
+        (`verify` checks every one: `integrity.verify_keys`)."""
+        try:
+            self._open(key_id, wrapped)
+        except (InvalidTag, ValueError):
+            return False
+        return True
+
+    @property
+    def table(self) -> KeyTable:
+        return self._table
 
     def wrapped_key(self, patient_ref: str) -> bytes | None:
         """The stored (wrapped) data key, for tests that prove it is gone."""

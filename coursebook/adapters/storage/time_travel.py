@@ -24,7 +24,7 @@ import attrs
 import orjson
 
 from coursebook.adapters.storage.bulk_reads import select_rows
-from coursebook.adapters.storage.integrity import TAG_LEN, TaggingMapper
+from coursebook.adapters.storage.integrity import TaggingMapper
 from coursebook.adapters.storage.snapshots import (
     SNAPSHOT_INTERVAL,
     snapshot_segment,
@@ -56,7 +56,9 @@ def fold_course(reader: CourseReader, aggregate_id: UUID, *, version: int | None
     number of stored events up to `version` (all of them without it; 0: no course)."""
     start, stored = _start(reader, aggregate_id, version, as_of, known_at)
     state: CourseState | None = start
-    select = _selector(reader, as_of, known_at)
+    checked: list[Any] = [None, b""]  # the row the selector last checked, its payload
+    select = _selector(reader, as_of, known_at, checked)
+    decode_payload = getattr(reader.mapper, "decode_payload", None)
     skips = [] if as_of is None else _skips(reader, aggregate_id, stored, as_of)
     for row in _rows_except(reader, aggregate_id, stored, version, skips):
         stored = row.originator_version
@@ -66,7 +68,10 @@ def fold_course(reader: CourseReader, aggregate_id: UUID, *, version: int | None
                 return state, _last(reader, aggregate_id, stored, version)
             if chosen is _SKIP:
                 continue
-        event = reader.mapper.to_domain_event(row)
+        if decode_payload is not None and checked[0] is row:  # its tag checked already
+            event = decode_payload(row, checked[1])
+        else:
+            event = reader.mapper.to_domain_event(row)
         if state is None:
             if type(event).__name__ == "Opened":
                 state = CourseState.start(event)
@@ -204,7 +209,8 @@ _TAKE, _SKIP, _STOP = "take", "skip", "stop"
 
 
 def _selector(reader: CourseReader, as_of: dt.datetime | None,
-              known_at: dt.datetime | None) -> Callable[[Any], str] | None:
+              known_at: dt.datetime | None,
+              checked: list[Any] | None = None) -> Callable[[Any], str] | None:
     """Whether a stored row is selected (`_TAKE`), not (`_SKIP`), or neither it nor any
     later one (`_STOP`: recorded after `known_at`); None when every row is taken.
 
@@ -222,6 +228,7 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
             return _SKIP if as_of is not None and event.at > as_of else _TAKE
         return decoded
     revive = mapper.transcoder.revive  # type: ignore[attr-defined]
+    check = mapper.check_row
     loads, parse = orjson.loads, dt.datetime.fromisoformat
     until = None if as_of is None else as_of.astimezone(dt.UTC)
     known = None if known_at is None else known_at.astimezone(dt.UTC)
@@ -239,7 +246,11 @@ def _selector(reader: CourseReader, as_of: dt.datetime | None,
         cls = classes.get(row.topic)
         if cls is None:
             cls = classes[row.topic] = record_class(row.topic)
-        body = upgrade(cls, row.topic, loads(row.state[:-TAG_LEN]))
+        # The tag checked first: a changed row may not decide what is selected either.
+        payload = check(row.originator_id, row.originator_version, row.topic, row.state)
+        if checked is not None:
+            checked[0], checked[1] = row, payload
+        body = upgrade(cls, row.topic, loads(payload))
         if known is not None and when(body["timestamp"]) > known:
             return _STOP
         return _SKIP if until is not None and when(body["at"]) > until else _TAKE

@@ -33,6 +33,17 @@ __all__ = [
 ]
 
 _TYPE, _DATA = "_type_", "_data_"
+_CONTAINERS_OR_UUID = frozenset({dict, list, tuple, uuid.UUID})
+
+
+def _not_serializable(obj: Any) -> str:  # the library's `JSONTranscoder` wording
+    return (f"Object of type {type(obj)} is not serializable. Please define and register "
+            "a custom transcoding for this type.")
+
+
+def _not_deserializable(name: Any) -> str:
+    return (f"Data serialized with name {name!r} is not deserializable. Please register a "
+            "custom transcoding for this type.")
 
 
 class OrjsonTranscoder(Transcoder):
@@ -55,17 +66,42 @@ class OrjsonTranscoder(Transcoder):
             if isinstance(obj, cls):
                 self.types[type(obj)] = transcoding
                 return transcoding
-        raise TranscodingNotRegisteredError(
-            f"Object of type {type(obj).__name__} has no registered transcoding")
+        raise TranscodingNotRegisteredError(_not_serializable(obj))
 
     def _default(self, obj: Any) -> Any:
         transcoding = self._transcoding_for(obj)
-        return {_TYPE: transcoding.name, _DATA: transcoding.encode(obj)}
+        return {_TYPE: transcoding.name, _DATA: self._uuids(transcoding.encode(obj))}
+
+    def _uuids(self, value: Any) -> Any:
+        """`value` with every UUID in it wrapped by its registered transcoding: orjson
+        would otherwise write a UUID as a bare string (read back as a `str`) without
+        ever asking `_default`. Containers without a UUID are returned as they are."""
+        kind = type(value)
+        if kind is uuid.UUID or isinstance(value, uuid.UUID):
+            transcoding = self._transcoding_for(value)
+            return {_TYPE: transcoding.name, _DATA: transcoding.encode(value)}
+        if kind is dict:
+            for item in value.values():
+                if type(item) in _CONTAINERS_OR_UUID:
+                    changed = self._uuids(item)
+                    if changed is not item:
+                        return {k: self._uuids(v) for k, v in value.items()}
+            return value
+        if kind is list or kind is tuple:
+            changed_items = [self._uuids(item) for item in value]
+            if any(a is not b for a, b in zip(changed_items, value, strict=True)):
+                return changed_items if kind is list else tuple(changed_items)
+        return value
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=self._default,
-                            option=orjson.OPT_PASSTHROUGH_DATETIME
-                            | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        try:
+            return orjson.dumps(self._uuids(obj), default=self._default,
+                                option=orjson.OPT_PASSTHROUGH_DATETIME
+                                | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        except orjson.JSONEncodeError as error:  # the library's error, as its transcoder says
+            if isinstance(error.__cause__, TranscodingNotRegisteredError):
+                raise TranscodingNotRegisteredError(str(error.__cause__)) from None
+            raise
 
     def decode(self, data: bytes) -> Any:
         document = orjson.loads(data)
@@ -105,7 +141,7 @@ class OrjsonTranscoder(Transcoder):
                     decode = decoders.get(item[_TYPE])
                     if decode is None:
                         raise TranscodingNotRegisteredError(
-                            f"No transcoding registered for {item[_TYPE]!r}")
+                            _not_deserializable(item[_TYPE]))
                     data = item[_DATA]
                     kind = type(data)
                     if kind is list:
@@ -130,8 +166,7 @@ class OrjsonTranscoder(Transcoder):
     def _typed(self, wrapper: dict[str, Any]) -> Any:
         decode = self.decoders.get(wrapper[_TYPE])
         if decode is None:
-            raise TranscodingNotRegisteredError(
-                f"No transcoding registered for {wrapper[_TYPE]!r}")
+            raise TranscodingNotRegisteredError(_not_deserializable(wrapper[_TYPE]))
         data = wrapper[_DATA]
         if type(data) is dict or type(data) is list:
             data = self._revive(data)

@@ -12,7 +12,7 @@ import attrs
 import click
 import orjson
 
-from coursebook.errors import CoursebookError, Rejected, StoreUnavailable
+from coursebook.errors import CoursebookError, Rejected, StoreUnavailable, Tampered
 
 if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of them
     from rich.console import Console
@@ -194,6 +194,9 @@ def run(command: click.Command) -> int:
     except StoreUnavailable as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_STORE
+    except Tampered as error:  # an answer would rest on a changed record: none is given
+        click.echo(f"coursebook: {error}", err=True)
+        return EXIT_TAMPERED
     except CoursebookError as error:
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_USAGE
