@@ -608,8 +608,9 @@ class Keyring:
         """Re-wraps every stored key (the patients' data keys and the key check) under
         `new`, in one transaction, and keeps the store's integrity root wrapped under it,
         so that event tags, the seal chain and receipts stay valid. Then scrubs the old
-        copies as an erasure does. Returns `{"keys", "pending"}`; afterwards this keyring
-        uses `new`. Every other process holding the old master key must be stopped."""
+        copies as an erasure does. Returns `{"keys": the patients' data keys, "pending"}`;
+        afterwards this keyring uses `new`. Every other process holding the old master
+        key must be stopped."""
         new_wrap = AESGCM(new.wrapping)
 
         def rewrap(key_id: str, wrapped: bytes) -> bytes:
@@ -624,12 +625,12 @@ class Keyring:
 
         has_root = self._table.get(_ROOT_ID) is not None
         add = {} if has_root else {_ROOT_ID: rewrap_new(new_wrap, _ROOT_ID, self.master.root)}
-        count = self._table.rewrap(rewrap, add, since)
+        self._table.rewrap(rewrap, add, since)
         self.master = new.rooted(self.master.root)
         self._wrap = new_wrap
         self._cache.clear()
         remaining = self._table.complete(SCRUB_WAIT_MS)
-        return {"keys": count - len(add),
+        return {"keys": self._table.count(),
                 "pending": [p for p in remaining if p["kind"] == "rotation"]}
 
     def key_count(self) -> int:

@@ -20,6 +20,7 @@ from coursebook.adapters.entrypoints.cli import (
     course,
     demo,
     importing,
+    keys,
     migrate,
     projections,
     store,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               verify, backup, migrate):
+               verify, backup, migrate, keys):
     module.register(cli)
 
 
