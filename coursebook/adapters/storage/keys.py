@@ -583,11 +583,11 @@ class Keyring:
         self._cache[key_id] = key
         return key
 
-    def shred(self, patient_ref: str, since: str,
+    def shred(self, patient_ref: str, since: str = "",
               wait_ms: int = SCRUB_WAIT_MS) -> Pending | None:
         """Destroys the patient's data key for good: deletes it (recording the erasure
-        as pending in the same transaction), then scrubs the store's files of its old
-        copies. None when done; else the pending erasure, completed later by
+        as pending in the same transaction, with `since`: when), then scrubs the store's
+        files of its old copies. None when done; else the pending erasure, completed later by
         `complete_erasures`."""
         key_id = self.key_id(patient_ref)
         self._cache.pop(key_id, None)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,8 +17,6 @@ from coursebook.adapters.entrypoints.cli.common import (
 
 if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` need none
     from rich.console import Console
-
-NEW_MASTER_KEY_ENV = "COURSEBOOK_NEW_MASTER_KEY"
 
 
 def register(cli: click.Group) -> None:
@@ -63,7 +59,7 @@ def status(ctx: Context, complete: bool) -> None:
 @keys.command()
 @click.option("--new-key-file", type=click.Path(dir_okay=False), default=None,
               help="The new master key, from this file (owner-only). Default: "
-                   f"${NEW_MASTER_KEY_ENV}, else a new random key written to the store's "
+                   "$COURSEBOOK_NEW_MASTER_KEY, else a new random key written to the store's "
                    "key file.")
 @click.pass_obj
 def rotate(ctx: Context, new_key_file: str | None) -> None:
@@ -71,56 +67,24 @@ def rotate(ctx: Context, new_key_file: str | None) -> None:
     touching any event. Stop every other process using the store first. With the key in
     a key file, the file is replaced by the new key; with COURSEBOOK_MASTER_KEY, set it
     to the new key afterwards."""
-    from coursebook.adapters.storage.keys import (
-        MASTER_KEY_ENV,
-        MasterKey,
-        key_file_for,
-        new_master_key_text,
-        read_key_file,
-        replace_key_file,
-    )
+    from coursebook.bootstrap import rotate_master_key
     from coursebook.errors import StoreUnavailable
 
-    from_env = bool(os.environ.get(MASTER_KEY_ENV))
-    key_file = None if from_env else key_file_for(ctx.target)
-    staged: Path | None = None
     try:
-        if new_key_file is not None:
-            new = read_key_file(Path(new_key_file))
-            if new is None:
-                raise user_error(f"no key file at {new_key_file}")
-            text = Path(new_key_file).read_text(encoding="ascii")
-        elif os.environ.get(NEW_MASTER_KEY_ENV):
-            text = os.environ[NEW_MASTER_KEY_ENV]
-            new = MasterKey.from_text(text, NEW_MASTER_KEY_ENV)
-        elif key_file is not None:
-            text = new_master_key_text()
-            new = MasterKey.from_text(text, "the new key")
-            # Kept beside the key file until the store is re-wrapped: should the process
-            # die in between, the new key is there, not lost.
-            staged = key_file.with_name(key_file.name + ".new")
-            replace_key_file(staged, text)
-        else:
-            raise user_error(f"the master key comes from {MASTER_KEY_ENV}: give the new one "
-                             f"with --new-key-file or {NEW_MASTER_KEY_ENV}")
+        document = rotate_master_key(ctx.target, new_key_file=new_key_file)
+    except ValueError as error:
+        raise user_error(str(error)) from None
     except StoreUnavailable as error:
         raise user_error(str(error), EXIT_STORE) from None
-    with ctx.store() as app:
-        result = app.rotate_master_key(new)
-    if key_file is not None:
-        replace_key_file(key_file, text)
-        if staged is not None:
-            staged.unlink(missing_ok=True)
-    document = {"keys": result["keys"], "key_file": None if key_file is None else str(key_file),
-                "pending": result["pending"]}
+    key_file = document["key_file"]
 
     def render(console: Console) -> None:
         console.print(f"{document['keys']} stored keys re-wrapped under the new master key")
         if key_file is not None:
             console.print(f"the key file {key_file} now holds the new master key")
         else:
-            console.print(f"set {MASTER_KEY_ENV} to the new master key before the next "
-                          "command")
+            console.print("set COURSEBOOK_MASTER_KEY to the new master key before the "
+                          "next command")
         if document["pending"]:
             _render_pending(console, document["pending"])
 
