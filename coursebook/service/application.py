@@ -123,7 +123,7 @@ class Coursebook(CommandMethods, Batching, Queries):
             if self.views == "inline":
                 read_models.catch_up(self)
             if self._erasures_pending:  # the next write finishes an unfinished erasure
-                self._erasures_pending = bool(self.keyring.complete_erasures(wait_ms=0))
+                self._erasures_pending = self.keyring.try_complete_erasures()
         except (OperationalError, InterfaceError, sqlite3.Error) as error:
             log.warning("after_write", outcome="deferred", error=type(error).__name__)
 

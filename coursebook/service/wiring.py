@@ -86,7 +86,7 @@ class Wiring(Application[UUID]):
         cast(Any, self.mapper).key = self.integrity_key
         self._erasures_pending = bool(self.keyring.pending_erasures())
         if self._erasures_pending:  # an earlier erasure could not finish: try now
-            self._erasures_pending = bool(self.keyring.complete_erasures(wait_ms=0))
+            self._erasures_pending = self.keyring.try_complete_erasures()
         self.course_reader = CourseReader(self.recorder, self.mapper, self.snapshots,
                                           SNAPSHOT_INTERVAL)
         self.seal_chain = SealChain(self.recorder, self.mapper,

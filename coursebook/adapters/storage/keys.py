@@ -270,7 +270,7 @@ class MemoryKeyTable:
         return len(rows)
 
     def count(self) -> int:
-        return len(self.rows)
+        return len(set(self.rows) - {_CHECK_ID, _ROOT_ID})
 
 
 def _pending(rows: list[Any]) -> list[Pending]:
@@ -400,7 +400,8 @@ class SQLiteKeyTable(_SQLTable):
 
 
 _OLDER_SNAPSHOTS = """
-SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+SELECT (CASE WHEN txid_snapshot_xmin(txid_current_snapshot()) <= %(full)s THEN 1 ELSE 0 END)
+     + (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
           AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
           AND age(backend_xmin) >= age(%(xid)s::text::xid))
      + (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()
@@ -409,7 +410,10 @@ SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
           AND age(xmin) >= age(%(xid)s::text::xid)) AS n
 """
 """Snapshots (sessions, prepared transactions, replication slots) that may still see a
-row deleted by transaction `xid`: while one exists, `VACUUM FULL` must keep the row."""
+row deleted by transaction `xid`, or transactions as old as it still running anywhere on
+the server (a snapshot taken now would have an `xmin` at or before it, and the cleanup
+horizon follows `xmin`): while one exists, `VACUUM FULL` keeps the row. Once none does,
+no later snapshot can hold it back either."""
 
 
 class PostgresKeyTable(_SQLTable):
@@ -475,10 +479,11 @@ class PostgresKeyTable(_SQLTable):
         up other patients' reads for longer."""
         from eventsourcing.persistence import PersistenceError
 
-        xid = max(int(row[4]) for row in rows) % 2**32
+        full = max(int(row[4]) for row in rows)
         try:
             with self.datastore.get_connection() as conn:
-                older = conn.execute(_OLDER_SNAPSHOTS, {"xid": xid}).fetchone()
+                older = conn.execute(_OLDER_SNAPSHOTS,
+                                     {"xid": full % 2**32, "full": full}).fetchone()
                 if older and (older["n"] if isinstance(older, dict) else older[0]):
                     return ("a transaction holds a snapshot older than the erasure (e.g. "
                             "a pg_dump); the old row cannot be removed yet")
@@ -603,6 +608,18 @@ class Keyring:
     def complete_erasures(self, wait_ms: int = SCRUB_WAIT_MS) -> list[Pending]:
         """Tries to finish the pending erasures; returns those still pending."""
         return self._table.complete(wait_ms)
+
+    def try_complete_erasures(self) -> bool:
+        """At an opportunity (opening the store, after a write): tries without waiting;
+        never fails the caller. True while some erasure is still pending."""
+        import sqlite3
+
+        from eventsourcing.persistence import PersistenceError
+
+        try:
+            return bool(self._table.complete(0))
+        except (PersistenceError, sqlite3.Error):
+            return True  # still pending; `keys status --complete` will say why
 
     def rotate(self, new: MasterKey, since: str) -> dict[str, Any]:
         """Re-wraps every stored key (the patients' data keys and the key check) under
