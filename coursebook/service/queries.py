@@ -117,16 +117,19 @@ class Queries(Wiring):
 
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
         """Checks every stored event against its tag and the seal chain. Returns `{"ok",
-        "events", "problems", "head", "pending_erasures"}`: problems ordered by position
+        "events", "problems", "head"}` (and `"pending_erasures"`, as in `key_status`, when
+        some erasure is pending): problems ordered by position
         (the first names the first bad place); `head` (a `SealHead`) can be kept
         elsewhere (`head.dumps(now)`) and passed back later as `against` to also catch
-        removed newest events; `pending_erasures` as in `key_status`."""
+        removed newest events."""
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
         result = verify_store(self.seal_chain, against=against)
         # Not tampering, but not finished either: erasures whose old key copies may
         # still be in the store's files (docs/privacy.md).
-        result["pending_erasures"] = self.keyring.pending_erasures()
+        pending = self.keyring.pending_erasures()
+        if pending:  # (absent otherwise: the document stays what it always was)
+            result["pending_erasures"] = pending
         return result
 
     # -- the views -----------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_sqlite_erasure_with_a_reader_in_an_older_snapshot_is_pending_not_done(
     reader.execute("COMMIT")
     assert pending_refs(sqlite_app, complete=True) == []
     assert leaks(target, [wrapped, *encodings(SECRETS)]) == []
-    assert sqlite_app.verify()["pending_erasures"] == []
+    assert "pending_erasures" not in sqlite_app.verify()
 
 
 def test_sqlite_the_next_write_completes_a_pending_erasure(
@@ -193,7 +193,7 @@ def test_postgresql_erasure_under_a_repeatable_read_snapshot_is_pending_not_done
         dump.rollback()
     eventually_complete(app)
     assert wrapped not in pg_table_bytes(pg_target)
-    assert app.verify()["pending_erasures"] == []
+    assert "pending_erasures" not in app.verify()
 
 
 @pytest.mark.postgres
