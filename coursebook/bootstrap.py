@@ -24,6 +24,7 @@ from coursebook.adapters.storage.persistence import (
     forget_key_file,
     is_postgres,
     master_key_for,
+    new_master_key,
     resolve_target,
     safe_target,
     store_env,
@@ -33,7 +34,7 @@ from coursebook.errors import StoreUnavailable, Tampered
 from coursebook.service.application import Coursebook
 
 __all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "key_file_for", "open_store",
-           "resolve_target", "safe_target"]
+           "resolve_target", "rotate_master_key", "safe_target"]
 
 
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
@@ -85,3 +86,32 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
         raise StoreUnavailable(f"cannot open the store at {safe_target(target)}: "
                                f"{type(error).__name__}") from None
     return app
+
+
+def rotate_master_key(target: str, *, new_key_file: str | None = None,
+                      env: Mapping[str, str] | None = None,
+                      clock: Clock | None = None) -> dict[str, Any]:
+    """`coursebook keys rotate`: re-wraps every stored key of the store at `target` under
+    a new master key (from `new_key_file`, else `COURSEBOOK_NEW_MASTER_KEY`, else a new
+    random key when the store's key is in a key file), then puts the new key in the
+    store's key file, if it uses one. Returns `{"keys", "key_file", "pending"}`. Raises
+    `StoreUnavailable` (no store, a key that cannot be used) or `ValueError` (the key
+    comes from `COURSEBOOK_MASTER_KEY` and no new one was given)."""
+    import os
+
+    settings = {**os.environ, **(env or {})}
+    new = new_master_key(target, new_key_file, settings)
+    try:
+        app = open_store(target, clock=clock)
+        try:
+            result = app.rotate_master_key(new.key)
+        finally:
+            app.close()
+    except BaseException:
+        if new.staged is not None:  # nothing was re-wrapped: the old key stays the key
+            new.staged.unlink(missing_ok=True)
+        raise
+    new.install()
+    return {"keys": result["keys"],
+            "key_file": None if new.key_file is None else str(new.key_file),
+            "pending": result["pending"]}

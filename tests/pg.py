@@ -133,6 +133,7 @@ def drop_schema(target: str) -> None:
     if _session.admin is not None:
         _session.admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
             sql.Identifier(schema_of(target))))
+    key_file_for(target).unlink(missing_ok=True)  # each schema has a key file of its own
 
 
 def terminate_connections() -> int:

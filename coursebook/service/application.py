@@ -79,6 +79,29 @@ class Coursebook(CommandMethods, Batching, Queries):
         "snapshots_replaced", "recorded"}`."""
         return migration.migrate(self, actor=actor, reason=reason)
 
+    # -- keys (docs/privacy.md) ------------------------------------------------------------
+    def key_status(self, *, complete: bool = False) -> dict[str, Any]:
+        """`{"keys": n, "pending_erasures": [{"kind", "patient_ref", "since", "reason"}]}`:
+        the patients' data keys stored, and the erasures (or master-key rotations) whose
+        old key copies may still be in the store's files. `complete` first tries to
+        finish them (waiting a moment for locks and readers)."""
+        if complete:
+            self.keyring.complete_erasures()
+        pending = self.keyring.pending_erasures()
+        self._erasures_pending = bool(pending)
+        return {"keys": self.keyring.key_count(), "pending_erasures": pending}
+
+    def rotate_master_key(self, new: MasterKey) -> dict[str, Any]:
+        """Re-wraps every stored key under `new` in one transaction, without touching any
+        event (tags and the seal chain stay valid). Returns `{"keys", "pending"}`
+        (`pending`: the old wrapped copies could not be scrubbed from the files yet; see
+        `key_status`). Stop every other process using the store first: one still holding
+        the old key can no longer open the keys."""
+        result = self.keyring.rotate(new, self.clock.now().isoformat())
+        self._erasures_pending = bool(result["pending"])
+        log.info("rotate_master_key", keys=result["keys"], pending=bool(result["pending"]))
+        return result
+
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
         if recordings:
@@ -103,6 +126,8 @@ class Coursebook(CommandMethods, Batching, Queries):
                 time.sleep(0.005 * (attempt + 1))
             if self.views == "inline":
                 read_models.catch_up(self)
+            if self._erasures_pending:  # the next write finishes an unfinished erasure
+                self._erasures_pending = self.keyring.try_complete_erasures()
         except (OperationalError, InterfaceError, sqlite3.Error) as error:
             log.warning("after_write", outcome="deferred", error=type(error).__name__)
         except Tampered:  # the views stop before a changed record; queries name it

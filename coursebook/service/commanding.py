@@ -376,9 +376,14 @@ class Commanding(Wiring):
 
     def _shred(self, patient_ref: str) -> None:
         """Destroys the patient's data key once the erasure is recorded (again on a
-        duplicate of the erase command, which completes an interrupted shredding)."""
-        self.keyring.shred(patient_ref)
+        duplicate of the erase command, which completes an interrupted shredding). When
+        old copies of the key cannot be scrubbed from the store's files yet, the erasure
+        stays pending (`key_status`), and the next write completes it."""
+        pending = self.keyring.shred(patient_ref, self.clock.now().isoformat())
         self._forget_cached_aggregates()
+        if pending is not None:
+            self._erasures_pending = True
+            log.warning("erasure", outcome="pending")
 
     def _forget_cached_aggregates(self) -> None:
         """Empties the aggregate cache: the erased patient's courses may sit there with

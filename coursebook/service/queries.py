@@ -151,9 +151,10 @@ class Queries(Wiring):
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
         """Checks every stored event against its tag and the seal chain, then (when the log
         is intact) every view against the log (`read_models.verify_views`). Returns `{"ok",
-        "events", "problems", "head"}`: problems ordered by position (the first names the
-        first bad place); `head` (a `SealHead`) can be kept elsewhere (`head.dumps(now)`)
-        and passed back later as `against` to also catch removed newest events."""
+        "events", "problems", "head"}` (and `"pending_erasures"`, as in `key_status`, when
+        some erasure is pending): problems ordered by position (the first names the first
+        bad place); `head` (a `SealHead`) can be kept elsewhere (`head.dumps(now)`) and
+        passed back later as `against` to also catch removed newest events."""
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
         result = verify_store(self.seal_chain, against=against, keyring=self.keyring)
@@ -163,6 +164,11 @@ class Queries(Wiring):
                 result["problems"] = sorted([*result["problems"], *views],
                                             key=lambda p: p["position"])
                 result["ok"] = False
+        # Not tampering, but not finished either: erasures whose old key copies may
+        # still be in the store's files (docs/privacy.md).
+        pending = self.keyring.pending_erasures()
+        if pending:  # (absent otherwise: the document stays what it always was)
+            result["pending_erasures"] = pending
         return result
 
     # -- the views -----------------------------------------------------------------------

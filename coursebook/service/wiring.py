@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -107,6 +107,11 @@ class Wiring(Application[UUID]):
                                    "row is missing, and the stored events were tagged with "
                                    "another key)")
         self.keyring.attach(key_table)
+        # After a rotation the integrity key comes from the key table's root.
+        cast(Any, self.mapper).key = self.integrity_key
+        self._erasures_pending = bool(self.keyring.pending_erasures())
+        if self._erasures_pending:  # an earlier erasure could not finish: try now
+            self._erasures_pending = self.keyring.try_complete_erasures()
         self.course_reader = CourseReader(self.recorder, self.mapper, self.snapshots,
                                           SNAPSHOT_INTERVAL)
         self.seal_chain = SealChain(self.recorder, self.mapper,
@@ -354,9 +359,11 @@ def _master_key(env: Mapping[str, str] | None) -> MasterKey:
         target = settings["SQLITE_DBNAME"]
     elif module.partition(":")[0] in {"eventsourcing.postgres",
                                       "coursebook.adapters.storage.pg_schema"}:
+        schema = settings.get("POSTGRES_SCHEMA") or "public"
         target = (f"postgresql://{settings.get('POSTGRES_HOST') or '127.0.0.1'}:"
                   f"{settings.get('POSTGRES_PORT') or 5432}/"
-                  f"{settings.get('POSTGRES_DBNAME') or 'postgres'}")
+                  f"{settings.get('POSTGRES_DBNAME') or 'postgres'}"
+                  + ("" if schema == "public" else f"?schema={schema}"))
     found = configured_master_key(target, settings)
     if found is not None:
         return found

@@ -161,6 +161,7 @@ def test_a_store_without_its_key_cannot_be_opened(sqlite_app: Coursebook, target
         open_store(str(target), create=True, clock=clock)
     assert not key_file.exists()
     key_file.write_text(new_master_key_text())
+    key_file.chmod(0o600)
     with pytest.raises(StoreUnavailable, match="does not open this store"):
         open_store(str(target), clock=clock)
     key_file.write_bytes(kept)

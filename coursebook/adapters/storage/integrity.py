@@ -724,7 +724,7 @@ def verify_keys(chain: SealChain, keyring: Any, patients: dict[str, str],
     `Erased` event accounts for it. `patients`: patient aggregate id (hex) to its ref;
     `erased`: ids of patients with an `Erased` event; `sealed_for`: refs of patients
     with encrypted personal data in the log."""
-    from coursebook.adapters.storage.keys import CHECK_ID
+    from coursebook.adapters.storage.keys import CHECK_ID, ROOT_ID
 
     keys = stored_keys(keyring.table)
     if keys is None:
@@ -742,7 +742,7 @@ def verify_keys(chain: SealChain, keyring: Any, patients: dict[str, str],
         if not keyring.opens(key_id, wrapped):
             problem(key_id, "the key table's row does not open with the master key under "
                             "its own id: it was swapped or corrupted")
-        elif key_id != CHECK_ID and key_id not in patients:
+        elif key_id not in (CHECK_ID, ROOT_ID) and key_id not in patients:
             problem(key_id, "a key no patient in the log accounts for")
     if CHECK_ID not in present:
         problem(CHECK_ID, "the key-check row is missing")

@@ -14,17 +14,20 @@ from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from coursebook.adapters.storage.keys import (
+    MASTER_KEY_ENV,
     MasterKey,
     configured_master_key,
     create_key_file,
     key_file_for,
     missing_key,
+    new_master_key_text,
     read_key_file,
+    replace_key_file,
 )
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["DAMAGED", "DEFAULT_TARGET", "check_target", "forget_key_file", "is_postgres",
-           "master_key_for",
+__all__ = ["DAMAGED", "DEFAULT_TARGET", "NEW_MASTER_KEY_ENV", "NewMasterKey", "check_target",
+           "forget_key_file", "is_postgres", "master_key_for", "new_master_key",
            "resolve_target", "safe_target", "store_env"]
 
 DEFAULT_TARGET = "coursebook.db"
@@ -202,6 +205,51 @@ def master_key_for(target: str, env: Mapping[str, str], *,
     except OSError as error:
         raise StoreUnavailable(f"cannot create the key file {path}: "
                                f"{error.strerror or type(error).__name__}") from None
+
+
+NEW_MASTER_KEY_ENV = "COURSEBOOK_NEW_MASTER_KEY"
+
+
+class NewMasterKey:
+    """The new master key of a rotation, and where it goes once the store is re-wrapped."""
+
+    def __init__(self, key: MasterKey, text: str, key_file: Path | None,
+                 staged: Path | None) -> None:
+        self.key, self.text, self.key_file, self.staged = key, text, key_file, staged
+
+    def install(self) -> None:
+        """After the store was re-wrapped: the key file (if the store uses one) now
+        holds the new key."""
+        if self.key_file is not None:
+            replace_key_file(self.key_file, self.text)
+        if self.staged is not None:
+            self.staged.unlink(missing_ok=True)
+
+
+def new_master_key(target: str, new_key_file: str | None,
+                   env: Mapping[str, str]) -> NewMasterKey:
+    """The new key for `keys rotate`: from `new_key_file` (owner-only), else
+    `COURSEBOOK_NEW_MASTER_KEY`, else, for a store whose key is in a key file, a new random
+    key (staged beside the key file first, so that a crash never loses it). Raises
+    `ValueError` when the key comes from the environment and no new one is given."""
+    key_file = None if env.get(MASTER_KEY_ENV) else key_file_for(target)
+    if new_key_file is not None:
+        key = read_key_file(Path(new_key_file))
+        if key is None:
+            raise StoreUnavailable(f"no key file at {new_key_file}")
+        return NewMasterKey(key, Path(new_key_file).read_text(encoding="ascii"), key_file,
+                            None)
+    if env.get(NEW_MASTER_KEY_ENV):
+        text = env[NEW_MASTER_KEY_ENV]
+        return NewMasterKey(MasterKey.from_text(text, NEW_MASTER_KEY_ENV), text, key_file,
+                            None)
+    if key_file is None:
+        raise ValueError(f"the master key comes from {MASTER_KEY_ENV}: give the new one "
+                         f"with --new-key-file or {NEW_MASTER_KEY_ENV}")
+    text = new_master_key_text()
+    staged = key_file.with_name(key_file.name + ".new")
+    replace_key_file(staged, text)
+    return NewMasterKey(MasterKey.from_text(text, "the new key"), text, key_file, staged)
 
 
 def forget_key_file(made: Path | None) -> None:

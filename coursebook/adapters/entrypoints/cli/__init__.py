@@ -21,6 +21,7 @@ from coursebook.adapters.entrypoints.cli import (
     course,
     demo,
     importing,
+    keys,
     migrate,
     projections,
     store,
@@ -48,7 +49,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, catalogue, importing, course, calendar, compliance, audit, projections,
-               demo, verify, backup, migrate):
+               demo, verify, backup, migrate, keys):
     module.register(cli)
 
 

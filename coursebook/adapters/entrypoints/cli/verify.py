@@ -68,6 +68,9 @@ def verify(ctx: Context, seal_file: str | None, against_file: str | None,
                                  for p in result["problems"]]))
         if "sealed" in result:
             console.print(f"head of the chain written to {seal_file}")
+        for pending in result.get("pending_erasures", []):
+            console.print(f"pending {pending['kind']} since {pending['since']}: "
+                          f"{pending['reason']} (run: coursebook keys status --complete)")
 
     emit(ctx, result, render)
     raise SystemExit(EXIT_OK if result["ok"] else EXIT_TAMPERED)
