@@ -115,6 +115,21 @@ class Queries(Wiring):
         (personal data left encrypted)."""
         return read_report_events(self.recorder, self.mapper, report_topics())
 
+    def recall(self, lot: str, as_of: dt.datetime | str | None = None,
+               known_at: dt.datetime | str | None = None) -> dict[str, Any]:
+        """Every session given with a product of lot `lot` (compared trimmed), as it stood
+        at `as_of` (default: the clock's now) from the events recorded at or before
+        `known_at`: `{"lot", "as_of", "sessions": [{"course_id", "session_no", "at",
+        "actor", "patient_ref", "product": {"name", "lot", "expires_on"},
+        "course_status", "patient_erased"}], "courses", "patients"}`, sessions by `at`
+        then `course_id`. Patients appear by pseudonym only; an unknown lot gives no
+        sessions. INVALID (field `lot`) when the lot is empty."""
+        if not isinstance(lot, str) or not lot.strip():
+            raise Rejected(Code.INVALID, "lot: a lot number is required", "lot")
+        moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
+        known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        return read_models.recall(self, lot, moment, known)
+
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
         """Checks every stored event against its tag and the seal chain. Returns `{"ok",
         "events", "problems", "head"}`: problems ordered by position (the first names the

@@ -22,9 +22,15 @@ from zoneinfo import ZoneInfo
 import orjson
 from icalendar import Calendar, Event, Timezone
 
-__all__ = ["AUDIT_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid"]
+__all__ = ["AUDIT_CSV_COLUMNS", "RECALL_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid",
+           "recall_csv"]
 
 SESSION_LENGTH = dt.timedelta(minutes=30)
+RECALL_CSV_COLUMNS = ("at", "course_id", "session_no", "actor", "patient_ref",
+                      "product_name", "product_lot", "product_expires_on", "course_status",
+                      "patient_erased")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula."""
 AUDIT_CSV_COLUMNS = ("position", "recorded_at", "at", "subject", "event", "actor", "reason",
                      "detail")
 
@@ -91,4 +97,26 @@ def audit_csv(entries: Iterable[Mapping[str, Any]]) -> str:
         writer.writerow(["" if entry[c] is None else
                          orjson.dumps(entry[c]).decode() if c == "detail" else entry[c]
                          for c in AUDIT_CSV_COLUMNS])
+    return out.getvalue()
+
+
+def formula_safe(value: Any) -> Any:
+    """A text cell a spreadsheet will show as text: one starting like a formula gets a
+    leading apostrophe (numbers and booleans are left as they are)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def recall_csv(sessions: Iterable[Mapping[str, Any]]) -> str:
+    """A recall's sessions as CSV, one row per session, every text cell formula-safe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(RECALL_CSV_COLUMNS)
+    for s in sessions:
+        product = s["product"]
+        row = [s["at"], s["course_id"], s["session_no"], s["actor"], s["patient_ref"],
+               product["name"], product["lot"], product["expires_on"], s["course_status"],
+               "true" if s["patient_erased"] else "false"]
+        writer.writerow(["" if cell is None else formula_safe(cell) for cell in row])
     return out.getvalue()

@@ -22,6 +22,7 @@ from coursebook.adapters.entrypoints.cli import (
     importing,
     migrate,
     projections,
+    recall,
     store,
     verify,
 )
@@ -46,8 +47,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               verify, backup, migrate):
+for module in (store, importing, course, calendar, compliance, recall, audit, projections,
+               demo, verify, backup, migrate):
     module.register(cli)
 
 
