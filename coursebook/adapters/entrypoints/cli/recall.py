@@ -54,14 +54,15 @@ def recall(ctx: Context, lot: str, as_of: str | None, known_at: str | None,
         title = f"Recall of lot {document['lot']} as of {document['as_of']}"
         if known_at_ts is not None:
             title += f", as known at {known_at_ts.isoformat()}"
-        title += (f": {len(sessions)} sessions, {document['courses']} courses, "
-                  f"{document['patients']} patients")
+        console.print(title, markup=False, highlight=False)
+        console.print(f"{len(sessions)} sessions, {document['courses']} courses, "
+                      f"{document['patients']} patients", markup=False, highlight=False)
         rows = [[s["at"], escape(s["course_id"]), s["session_no"], escape(s["actor"] or "-"),
-                 escape(s["patient_ref"]) + (" (erased)" if s["patient_erased"] else ""),
-                 s["course_status"] or "-", escape(str(s["product"]["name"])),
-                 escape(str(s["product"]["expires_on"]))] for s in sessions]
-        console.print(table(escape(title), ["at", "course", "#", "actor", "patient",
-                                            "status", "product", "expires"], rows))
+                 escape(s["patient_ref"]), "yes" if s["patient_erased"] else "",
+                 s["course_status"] or "-", escape(str(s["product"]["name"]))]
+                for s in sessions]
+        console.print(table(None, ["at", "course", "#", "actor", "patient", "erased",
+                                   "status", "product"], rows))
         if not sessions:
             console.print("No session was given with this lot.")
 
