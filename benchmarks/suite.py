@@ -310,6 +310,40 @@ def measure_compliance(target: str, repeat: int) -> dict[str, float]:
         app.close()
 
 
+# -- (d') recall of a lot ------------------------------------------------------------------
+def measure_recall(target: str, repeat: int) -> dict[str, Any]:
+    """`recall` of the lot given most often, against a raw scan of every stored session
+    (read, decoded, lots compared): the same rows a recall without its view would read."""
+    from eventsourcing.utils import get_topic
+
+    from benchmarks.clinic import END
+    from benchmarks.reference import scan_lots
+    from coursebook.domain.course import TreatmentCourse
+
+    topic = get_topic(TreatmentCourse.SessionGiven)
+    scans = []
+    counts: dict[str, int] = {}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        counts = scan_lots(target, topic)
+        scans.append(time.perf_counter() - started)
+    lot = max(sorted(counts), key=lambda k: counts[k])
+    app = _open(target)
+    try:
+        app.recall(lot, as_of=END)  # the view caught up once
+        times, document = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            document = app.recall(lot, as_of=END)
+            times.append(time.perf_counter() - started)
+        assert document is not None
+        return {"seconds": min(times), "scan": min(scans), "lot": lot,
+                "sessions": len(document["sessions"]), "courses": document["courses"],
+                "scanned": sum(counts.values())}
+    finally:
+        app.close()
+
+
 # -- (e) a long course ----------------------------------------------------------------------
 def build_long_course(target: str, events: int) -> dict[str, Any]:
     from benchmarks.clinic import ZONE, long_course, staff_commands
@@ -536,6 +570,18 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
             note=f"{d['events']} events read, {d['findings']} findings, CPU "
                  f"{d['cpu']:.2f} s; target 2 s for 10,000 courses of 110,000 events, "
                  f"scaled to the events read"))
+
+        # (d') recall of a lot, against a raw scan of the sessions
+        advance = track("recall LOT", 1)
+        r = measure_recall(clinic, sizes.repeat)
+        advance(1)
+        figures.append(Figure(
+            "recall", f"recall of the most used lot ({r['sessions']} sessions)",
+            r["seconds"], "s", r["scan"], "raw scan: every stored session read and decoded",
+            higher_is_better=False, target="value <= 0.25",
+            note=f"lot {r['lot']}: {r['sessions']} sessions in {r['courses']} courses, "
+                 f"status of each as of the moment; the scan read {r['scanned']} "
+                 f"session-lots"))
 
         # (c) rebuild, against the raw limit and the library's per-event catch-up
         advance = track("rebuild: raw read, per-event catch-up, views",

@@ -17,7 +17,7 @@ FIGURES = {
     "command_latency_p99", "command_cpu", "import", "compliance_as_of", "rebuild",
     "rebuild_vs_raw", "rebuild_vs_catchup", "course_show_as_of", "course_show_version",
     "course_show_known_at", "course_history", "memory_rebuild", "memory_compliance",
-    "cli_help", "cli_course_show",
+    "cli_help", "cli_course_show", "recall",
 }
 KEYS = {"value", "unit", "baseline", "ratio", "target", "met"}
 
