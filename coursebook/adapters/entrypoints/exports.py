@@ -1,4 +1,6 @@
-"""Files for other tools: the calendar as iCalendar (RFC 5545), the audit trail as CSV.
+"""Files for other tools: the calendar as iCalendar (RFC 5545), the audit trail and a
+lot's recall as CSV (the recall's text cells formula-safe: a cell a spreadsheet would
+read as a formula is written with a leading apostrophe).
 
 iCalendar: one VEVENT per calendar entry, in the clinic's zone. A planned session is a
 30-minute event at its planned time; an unplanned one is an all-day event on its target
