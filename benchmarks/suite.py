@@ -304,8 +304,17 @@ def measure_compliance(target: str, repeat: int) -> dict[str, float]:
         events = sum(1 for _ in app.report_events())
         read = time.perf_counter() - started
         assert report is not None
+        what_ifs, imagined = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            imagined = app.compliance_report(as_of=END, what_if="default@2")
+            what_ifs.append(time.perf_counter() - started)
+        assert imagined is not None
+        assert imagined.what_if is not None
         return {"seconds": min(times), "cpu": min(cpus), "courses": len(report.courses),
-                "findings": len(report.findings), "events": events, "read_decode": read}
+                "findings": len(report.findings), "events": events, "read_decode": read,
+                "what_if": min(what_ifs), "added": len(imagined.what_if["added"]),
+                "removed": len(imagined.what_if["removed"])}
     finally:
         app.close()
 
@@ -570,6 +579,12 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
             note=f"{d['events']} events read, {d['findings']} findings, CPU "
                  f"{d['cpu']:.2f} s; target 2 s for 10,000 courses of 110,000 events, "
                  f"scaled to the events read"))
+        figures.append(Figure(
+            "compliance_what_if", f"compliance --what-if default@2 over {d['courses']} courses",
+            d["what_if"], "s", d["seconds"], "the recorded report (compliance --as-of)",
+            higher_is_better=False,
+            note=f"both judgements and their comparison: {d['added']} findings added, "
+                 f"{d['removed']} removed"))
 
         # (d') recall of a lot, against a raw scan of the sessions
         advance = track("recall LOT", 1)
