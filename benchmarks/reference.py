@@ -266,3 +266,36 @@ def _pages(execute: Callable[..., Any], loads: Callable[[bytes], Any], page_size
             yield len(rows)
         if len(rows) < page_size:
             return
+
+
+# -- recall's baseline -----------------------------------------------------------------------
+def scan_lots(target: str, topic: str, *,
+              postgres_table: str = "coursebook_events") -> dict[str, int]:
+    """What recall would cost without its view: every stored session read and decoded
+    with orjson, its products' lots counted (trimmed). Returns sessions per lot."""
+    from coursebook.adapters.storage.integrity import TaggingMapper
+
+    untagged = TaggingMapper.untagged
+    counts: dict[str, int] = {}
+
+    def count(rows: Any) -> None:
+        for (state,) in rows:
+            body = orjson.loads(untagged(bytes(state)))
+            lots = {str(p["_data_"]["lot"]).strip() for p in body["products"]}
+            for lot in lots:
+                counts[lot] = counts.get(lot, 0) + 1
+
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(target) as pg:
+            count(pg.execute(f"SELECT state FROM {postgres_table} WHERE topic = %s",
+                             (topic,)).fetchall())
+        return counts
+    conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    try:
+        count(conn.execute("SELECT state FROM stored_events WHERE topic = ?",
+                           (topic,)).fetchall())
+    finally:
+        conn.close()
+    return counts

@@ -304,8 +304,53 @@ def measure_compliance(target: str, repeat: int) -> dict[str, float]:
         events = sum(1 for _ in app.report_events())
         read = time.perf_counter() - started
         assert report is not None
+        # judged under the shipped catalogue the store is not under
+        other = "default@1" if app.catalogue()["version"] == 2 else "default@2"
+        what_ifs, imagined = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            imagined = app.compliance_report(as_of=END, what_if=other)
+            what_ifs.append(time.perf_counter() - started)
+        assert imagined is not None
+        assert imagined.what_if is not None
         return {"seconds": min(times), "cpu": min(cpus), "courses": len(report.courses),
-                "findings": len(report.findings), "events": events, "read_decode": read}
+                "findings": len(report.findings), "events": events, "read_decode": read,
+                "what_if": min(what_ifs), "added": len(imagined.what_if["added"]),
+                "removed": len(imagined.what_if["removed"]), "other": other}
+    finally:
+        app.close()
+
+
+# -- (d') recall of a lot ------------------------------------------------------------------
+def measure_recall(target: str, repeat: int) -> dict[str, Any]:
+    """`recall` of the lot given most often, against a raw scan of every stored session
+    (read, decoded, lots compared): the same rows a recall without its view would read."""
+    from eventsourcing.utils import get_topic
+
+    from benchmarks.clinic import END
+    from benchmarks.reference import scan_lots
+    from coursebook.domain.course import TreatmentCourse
+
+    topic = get_topic(TreatmentCourse.SessionGiven)
+    scans = []
+    counts: dict[str, int] = {}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        counts = scan_lots(target, topic)
+        scans.append(time.perf_counter() - started)
+    lot = max(sorted(counts), key=lambda k: counts[k])
+    app = _open(target)
+    try:
+        app.recall(lot, as_of=END)  # the view caught up once
+        times, document = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            document = app.recall(lot, as_of=END)
+            times.append(time.perf_counter() - started)
+        assert document is not None
+        return {"seconds": min(times), "scan": min(scans), "lot": lot,
+                "sessions": len(document["sessions"]), "courses": document["courses"],
+                "scanned": sum(counts.values())}
     finally:
         app.close()
 
@@ -553,6 +598,25 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
             note=f"{d['events']} events read, {d['findings']} findings, CPU "
                  f"{d['cpu']:.2f} s; target 2 s for 10,000 courses of 110,000 events, "
                  f"scaled to the events read"))
+        figures.append(Figure(
+            "compliance_what_if",
+            f"compliance --what-if {d['other']} over {d['courses']} courses",
+            d["what_if"], "s", d["seconds"], "the recorded report (compliance --as-of)",
+            higher_is_better=False,
+            note=f"both judgements and their comparison: {d['added']} findings added, "
+                 f"{d['removed']} removed"))
+
+        # (d') recall of a lot, against a raw scan of the sessions
+        advance = track("recall LOT", 1)
+        r = measure_recall(clinic, sizes.repeat)
+        advance(1)
+        figures.append(Figure(
+            "recall", f"recall of the most used lot ({r['sessions']} sessions)",
+            r["seconds"], "s", r["scan"], "raw scan: every stored session read and decoded",
+            higher_is_better=False, target="value <= 0.25",
+            note=f"lot {r['lot']}: {r['sessions']} sessions in {r['courses']} courses, "
+                 f"status of each as of the moment; the scan read {r['scanned']} "
+                 f"session-lots"))
 
         # (c) rebuild, against the raw limit and the library's per-event catch-up
         advance = track("rebuild: raw read, per-event catch-up, views",

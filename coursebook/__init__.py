@@ -9,6 +9,7 @@ The public surface, and the only one a host needs::
     app.execute({...})                               # or app.open_course(...), …
     app.import_lines(open("commands.jsonl", "rb").read())
     app.get_course("C-1"); app.calendar(); app.audit(); app.compliance(); app.verify()
+    app.recall("HA-2291", as_of=None, known_at=None)    # a lot's sessions, for a recall
     app.check_migration(); app.migrate(actor="ops-1")   # after an upgrade of coursebook
 
 A store holding records written by a newer coursebook raises `StoreUnavailable` (its

@@ -17,6 +17,7 @@ reasons, rule sources and dates, never personal data (patient, screening, notes)
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
@@ -33,6 +34,7 @@ from coursebook.domain.course_state import CourseState, Reaction
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
+from coursebook.domain.protocols import Catalogue
 from coursebook.domain.selection import select_events
 from coursebook.domain.topics import topics_of
 from coursebook.projections.collector import collector_paused
@@ -40,8 +42,9 @@ from coursebook.projections.course_view import iso
 
 __all__ = [
     "CODES", "LICENSE_HORIZON_DAYS", "MEANING", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
-    "build_report", "judge",
+    "build_report", "fold_under", "judge",
     "report_topics",
+    "what_if_report",
 ]
 
 SEVERITY: dict[str, str] = {
@@ -134,13 +137,19 @@ class Report:
     practitioners: dict[str, rules.Practitioner]
     erased: frozenset[str]
     findings: list[Finding]
+    what_if: dict[str, Any] | None = None
+    """For a what-if report: `{"catalogue", "added", "removed", "not_covered"}`."""
 
     def document(self) -> dict[str, Any]:
         """The JSON document: `{"as_of", "courses", "findings"}` (built with the cyclic
         collector paused: it would walk every course state kept here, again and again)."""
         with collector_paused():
-            return {"as_of": iso(self.as_of), "courses": len(self.courses),
-                    "findings": [finding.as_dict() for finding in self.findings]}
+            document: dict[str, Any] = {
+                "as_of": iso(self.as_of), "courses": len(self.courses),
+                "findings": [finding.as_dict() for finding in self.findings]}
+            if self.what_if is not None:
+                document["what_if"] = self.what_if
+            return document
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(code, severity, count) for every code found, most severe first."""
@@ -337,9 +346,12 @@ def report_topics() -> list[str]:
 
 
 def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.datetime | None,
-                 zone: ZoneInfo) -> Report:
+                 zone: ZoneInfo, under: Catalogue | None = None) -> Report:
     """The report from domain events given in recording order (any other events are
-    ignored): select as a time-travel question does, fold, judge."""
+    ignored): select as a time-travel question does, fold, judge. `under` a catalogue,
+    the same facts are judged as though every course had been opened under it
+    (`fold_under`); a course whose indication it does not cover is judged as recorded
+    and listed in `what_if["not_covered"]`."""
     by_originator: dict[UUID, list[Any]] = {}
     erasures: list[Any] = []
     kinds: dict[type, int] = {}  # the kind of each event class, decided once per class
@@ -356,8 +368,11 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
         elif kind == _ERASURE:
             erasures.append(event)
 
+    erased_ids = {e.originator_id for e in select_events(erasures, as_of=as_of,
+                                                         known_at=known_at)}
     courses: dict[str, CourseState] = {}
     practitioners: dict[str, rules.Practitioner] = {}
+    not_covered: list[str] = []
     for stream in by_originator.values():
         selected = select_events(stream, as_of=as_of, known_at=known_at)
         if not selected:
@@ -367,18 +382,92 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
             if practitioner is not None:
                 practitioners[practitioner.practitioner_id] = practitioner
             continue
-        state = CourseState.fold(selected)
+        if under is not None and under.get(stream[0].indication) is not None:
+            state = fold_under(selected, under, zone,
+                               erased=patient_uuid(stream[0].patient_ref) in erased_ids)
+        else:
+            state = CourseState.fold(selected)
+            if under is not None and state is not None:
+                not_covered.append(state.course_id)
         if state is not None:
             courses[state.course_id] = state
 
-    erased_ids = {e.originator_id for e in select_events(erasures, as_of=as_of,
-                                                         known_at=known_at)}
     erased = frozenset(state.patient_ref for state in courses.values()
                        if erased_ids and patient_uuid(state.patient_ref) in erased_ids)
     findings = judge(courses.values(), practitioners.values(), as_of=as_of, zone=zone,
                      erased=erased)
+    what_if = None if under is None else {"catalogue": under.identity(), "added": [],
+                                          "removed": [], "not_covered": sorted(not_covered)}
     return Report(as_of=as_of, known_at=known_at, zone=zone, courses=courses,
-                  practitioners=practitioners, erased=erased, findings=findings)
+                  practitioners=practitioners, erased=erased, findings=findings,
+                  what_if=what_if)
+
+
+def fold_under(events: list[Any], under: Catalogue, zone: ZoneInfo, *,
+               erased: bool) -> CourseState | None:
+    """A course's selected events folded as though it had been opened under `under`:
+    its protocol and safety parameters (`CourseState.start`), each consultation's codes
+    derived again from its screening answers with that catalogue's parameters
+    (`rules.contraindications_from`; the codes recorded when the patient was erased,
+    as the answers are gone), and each session's spacing decided again by that
+    protocol (`rules.spacing_decision`, with the override reason recorded) and its
+    cautions those then in force. Every other fact as recorded; nothing is changed in
+    `events`."""
+    state: CourseState | None = None
+    for event in events:
+        name = type(event).__name__
+        if state is None:
+            if name == "Opened":
+                state = CourseState.start(event, under)
+            continue
+        if name == "ConsultationRecorded":
+            screening = None if erased else getattr(event.screening, "data", None)
+            if screening is not None:
+                absolute, relative, from_medications = rules.contraindications_from(
+                    screening, state.safety)
+                event = _as_though(event, absolute=absolute, relative=relative,
+                                   from_medications=from_medications)
+        elif name == "SessionGiven":
+            spacing = rules.spacing_decision(state, event.session_no, event.at, zone,
+                                             event.spacing_override_reason)
+            event = _as_though(event, rule=spacing.rule, gap_days=spacing.gap_days,
+                               cautions=list(state.relative))
+        state.apply(event)
+    return state
+
+
+def _as_though(event: Any, **changes: Any) -> Any:
+    """A copy of a (frozen) recorded event with some fields as another catalogue would
+    have decided them; the event itself is left as recorded."""
+    other = copy.copy(event)
+    for key, value in changes.items():
+        object.__setattr__(other, key, value)
+    return other
+
+
+def what_if_report(recorded: Report, imagined: Report) -> Report:
+    """The what-if report with `added` and `removed`: its findings against the recorded
+    report's, compared as multisets of `(code, course_id, session_no)`."""
+    def key(finding: Finding) -> tuple[str, str | None, int | None]:
+        return (finding.code, finding.course_id, finding.session_no)
+
+    assert imagined.what_if is not None
+    left = Counter(key(f) for f in recorded.findings)
+    added = []
+    for finding in imagined.findings:
+        if left[key(finding)] > 0:
+            left[key(finding)] -= 1
+        else:
+            added.append(finding.as_dict())
+    right = Counter(key(f) for f in imagined.findings)
+    removed = []
+    for finding in recorded.findings:
+        if right[key(finding)] > 0:
+            right[key(finding)] -= 1
+        else:
+            removed.append(finding.as_dict())
+    return attrs.evolve(imagined, what_if={**imagined.what_if, "added": added,
+                                           "removed": removed})
 
 
 _IGNORED, _FOLDED, _ERASURE = 0, 1, 2

@@ -230,4 +230,5 @@ def render_html(report: Report) -> str:
         known_at=iso(report.known_at), zone=str(report.zone), course_count=document["courses"],
         counts=[(code, SEVERITY[code], counted[code]) for code in sorted(
             CODES, key=lambda code: (SEVERITIES.index(SEVERITY[code]), CODES.index(code)))],
-        by_severity=by_severity, findings=findings, courses=courses, meaning=MEANING)
+        by_severity=by_severity, findings=findings, courses=courses, meaning=MEANING,
+        what_if=report.what_if)

@@ -23,7 +23,12 @@ from coursebook.domain.ids import (
 from coursebook.domain.selection import select_events
 from coursebook.errors import Code, Rejected, Tampered
 from coursebook.projections.collector import collector_paused
-from coursebook.projections.compliance import Report, build_report, report_topics
+from coursebook.projections.compliance import (
+    Report,
+    build_report,
+    report_topics,
+    what_if_report,
+)
 from coursebook.projections.course_view import course_document, history_documents
 from coursebook.service import read_models
 from coursebook.service.view_worker import POLL_SECONDS, follow_views
@@ -128,25 +133,55 @@ class Queries(Wiring):
             return read_models.audit(self, course_id)
 
     def compliance_report(self, as_of: dt.datetime | str | None = None,
-                          known_at: dt.datetime | str | None = None) -> Report:
+                          known_at: dt.datetime | str | None = None, *,
+                          what_if: str | None = None) -> Report:
         """The compliance report as it stood at `as_of` (default: the clock's now), from
         the events whose `at` <= as_of and, with `known_at`, recorded at or before it.
-        `.document()` is the JSON document, `.html()` the self-contained page."""
+        `.document()` is the JSON document, `.html()` the self-contained page.
+
+        `what_if` (a catalogue reference, `name@version` or a file): the same recorded
+        facts judged as though every course had been opened under that catalogue, with
+        `what_if` `{"catalogue", "added", "removed", "not_covered"}` against the recorded
+        judgement. Nothing is recorded. `INVALID` (`catalogue...`) for a bad reference."""
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        under = None if what_if is None else self._catalogue(what_if)
         with collector_paused(), self.naming_tampered():
-            return build_report(self.report_events(), as_of=moment, known_at=known,
-                                zone=self.zone)
+            if under is None:
+                return build_report(self.report_events(), as_of=moment, known_at=known,
+                                    zone=self.zone)
+            events = list(self.report_events())
+            recorded = build_report(events, as_of=moment, known_at=known, zone=self.zone)
+            imagined = build_report(events, as_of=moment, known_at=known, zone=self.zone,
+                                    under=under)
+            return what_if_report(recorded, imagined)
 
     def compliance(self, as_of: dt.datetime | str | None = None,
-                   known_at: dt.datetime | str | None = None) -> dict[str, Any]:
-        """The compliance document: `{"as_of", "courses", "findings": [...]}`."""
-        return self.compliance_report(as_of, known_at).document()
+                   known_at: dt.datetime | str | None = None, *,
+                   what_if: str | None = None) -> dict[str, Any]:
+        """The compliance document: `{"as_of", "courses", "findings": [...]}`, and
+        `"what_if"` with `what_if` (see `compliance_report`)."""
+        return self.compliance_report(as_of, known_at, what_if=what_if).document()
 
     def report_events(self) -> Any:
         """The events the compliance report reads, from the whole log, in recording order
         (personal data left encrypted)."""
         return read_report_events(self.recorder, self.mapper, report_topics())
+
+    def recall(self, lot: str, as_of: dt.datetime | str | None = None,
+               known_at: dt.datetime | str | None = None) -> dict[str, Any]:
+        """Every session given with a product of lot `lot` (compared trimmed), as it stood
+        at `as_of` (default: the clock's now) from the events recorded at or before
+        `known_at`: `{"lot", "as_of", "sessions": [{"course_id", "session_no", "at",
+        "actor", "patient_ref", "product": {"name", "lot", "expires_on"},
+        "course_status", "patient_erased"}], "courses", "patients"}`, sessions by `at`
+        then `course_id`. Patients appear by pseudonym only; an unknown lot gives no
+        sessions. INVALID (field `lot`) when the lot is empty."""
+        if not isinstance(lot, str) or not lot.strip():
+            raise Rejected(Code.INVALID, "lot: a lot number is required", "lot")
+        moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
+        known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        return read_models.recall(self, lot, moment, known)
 
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:
         """Checks every stored event against its tag and the seal chain, then (when the log

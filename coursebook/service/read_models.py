@@ -8,8 +8,8 @@
   every query, so no worker is needed (docs/projections.md says why both).
 - `rebuild(app, name=None, progress=None) -> int`: empties the views (or one) and applies
   the whole log again; returns how many events were processed.
-- `calendar(app, start, end)` and `audit(app, course_id)`: the contract's documents,
-  read from the views after a catch-up.
+- `calendar(app, start, end)`, `audit(app, course_id)` and `recall(app, lot, ...)`: the
+  documents of docs/reference.md, read from the views after a catch-up.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from eventsourcing.popo import POPOApplicationRecorder
 
+from coursebook.adapters.storage.time_travel import fold_course
 from coursebook.adapters.storage.view_recorders import (
     PAGE_SIZE,
     SQLiteViewRecorder,
@@ -31,19 +32,23 @@ from coursebook.adapters.storage.view_recorders import (
     raw_json,
     rebuild_together,
 )
+from coursebook.domain.ids import course_uuid
 from coursebook.errors import Code, Rejected
 from coursebook.logs import get_logger
 from coursebook.projections.audit import AuditProjection
 from coursebook.projections.calendar import CalendarProjection
+from coursebook.projections.course_view import iso
+from coursebook.projections.recall import RecallProjection, lot_key
 from coursebook.projections.view_projection import Progress, ViewProjection
 from coursebook.service.wiring import Wiring
 
-__all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "formats", "rebuild", "runners",
-           "status", "verify_views"]
+__all__ = ["PROJECTIONS", "audit", "calendar", "catch_up", "formats", "rebuild", "recall",
+           "runners", "status", "verify_views"]
 
 PROJECTIONS: dict[str, type[ViewProjection]] = {
     "calendar": CalendarProjection,
     "audit": AuditProjection,
+    "recall": RecallProjection,
 }
 """Every view, by the name `coursebook projections rebuild NAME` takes."""
 
@@ -209,3 +214,39 @@ def _compare(name: str, table: str, expected: list[tuple[Any, ...]],
 
 def _view_problem(position: int, name: str, text: str) -> dict[str, Any]:
     return {"position": position, "subject": f"view {name}", "version": None, "problem": text}
+
+
+def recall(app: Wiring, lot: str, as_of: dt.datetime | None,
+           known_at: dt.datetime | None) -> dict[str, Any]:
+    """The recall of a lot (docs/reference.md, "Recall"): every session given with a
+    product of that lot (both trimmed) among the events at or before `as_of` and recorded
+    at or before `known_at`, by valid time then course; each course's status is the fold
+    of its selected events, and a patient counts as erased when the erasure is among the
+    selected events."""
+    runner = runners(app)["recall"]
+    runner.catch_up()
+    projection = cast(RecallProjection, runner.projection)
+    found = projection.sessions(lot, as_of=as_of, known_at=known_at)
+    erased = projection.erased([row["patient_key"] for row in found], as_of=as_of,
+                               known_at=known_at)
+    statuses: dict[str, str | None] = {}
+    for course_id in dict.fromkeys(row["course_id"] for row in found):
+        state, _ = fold_course(app.course_reader, course_uuid(course_id), as_of=as_of,
+                               known_at=known_at)
+        statuses[course_id] = None if state is None else state.status
+    sessions = [{"course_id": row["course_id"], "session_no": row["session_no"],
+                 "at": iso(micros_instant(row["at"])), "actor": row["actor"],
+                 "patient_ref": row["patient_ref"],
+                 "product": {"name": row["product"].get("name"),
+                             "lot": row["product"].get("lot"),
+                             "expires_on": row["product"].get("expires_on")},
+                 "course_status": statuses[row["course_id"]],
+                 "patient_erased": row["patient_key"] in erased} for row in found]
+    return {"lot": lot_key(lot), "as_of": iso(as_of), "sessions": sessions,
+            "courses": len(statuses), "patients": len({row["patient_ref"] for row in found})}
+
+
+def micros_instant(value: int) -> dt.datetime:
+    """Microseconds since 1970-01-01 UTC (as the recall view keeps instants) as a UTC
+    datetime."""
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(value))

@@ -134,6 +134,7 @@ def answers(app: Coursebook) -> dict[str, Any]:
         "history C1": app.get_history("C1"), "history C2": app.get_history("C2"),
         "calendar": app.calendar(), "audit": app.audit(), "audit C1": app.audit("C1"),
         "compliance": app.compliance(as_of=AS_OF),
+        "recall": app.recall("LOT-1", as_of=AS_OF),
     }
 
 
@@ -325,7 +326,7 @@ def test_views_catching_up_on_old_topics_see_them(
     """Not only a rebuild: views that have not seen the events yet read them page by
     page (3 notifications a page here) as they are caught up."""
     app = reopen(store, clock)
-    before = app.calendar(), app.audit()
+    before = app.calendar(), app.audit(), app.recall("LOT-1")
     key = app.integrity_key
     app.close()
     rewrite(store, key, to_topic(old_topic))
@@ -333,13 +334,16 @@ def test_views_catching_up_on_old_topics_see_them(
     conn.execute("UPDATE projection_tracking SET position = 0")
     conn.execute("DELETE FROM view_calendar")
     conn.execute("DELETE FROM view_audit")
+    conn.execute("DELETE FROM view_recall")
+    conn.execute("DELETE FROM view_recall_erased")
     conn.commit()
     conn.close()
     monkeypatch.setenv("COURSEBOOK_VIEW_PAGE_SIZE", "3")
     app = reopen(store, clock)
     try:
         assert all(status["pending"] > 0 for status in app.views_status())
-        assert (app.calendar(), app.audit()) == before
+        assert (app.calendar(), app.audit(), app.recall("LOT-1")) == before
+        assert before[2]["sessions"]
         assert all(status["up_to_date"] for status in app.views_status())
     finally:
         app.close()
@@ -417,7 +421,7 @@ def test_the_views_decoder_and_both_views_refuse_a_newer_record(
         calendar: Any = views["calendar"].projection
         with pytest.raises(NewerRecord):
             calendar._event(row.topic, row.state)
-        for name in ("calendar", "audit"):
+        for name in ("calendar", "audit", "recall"):
             with pytest.raises(NewerRecord):
                 views[name].projection.page([as_row(row)])
     finally:

@@ -40,11 +40,12 @@ def snapshot(app: Coursebook) -> dict[str, Any]:
     """Every row of every view, and its position."""
     out: dict[str, Any] = {}
     for name, runner in read_models.runners(app).items():
-        table = runner.projection.tables[0]
-        key = "position" if name == "audit" else "course_id"
-        rows = runner.view.query(f"SELECT * FROM {table} ORDER BY {key}")
-        out[name] = ([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
-                      for row in rows], runner.view.position())
+        tables = []
+        for table in runner.projection.tables:  # each begins with its key's columns
+            rows = runner.view.query(f"SELECT * FROM {table} ORDER BY 1, 2")
+            tables.append([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                           for row in rows])
+        out[name] = (tables, runner.view.position())
     return out
 
 

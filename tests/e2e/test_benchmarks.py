@@ -17,7 +17,8 @@ FIGURES = {
     "command_latency_p99", "command_cpu", "import", "compliance_as_of", "rebuild",
     "rebuild_vs_raw", "rebuild_vs_catchup", "course_show_as_of", "course_show_version",
     "course_show_known_at", "course_history", "memory_rebuild", "memory_compliance",
-    "cli_help", "cli_course_show", "verified_history", "verified_as_of",
+    "cli_help", "cli_course_show", "verified_history", "verified_as_of", "recall",
+    "compliance_what_if",
 }
 KEYS = {"value", "unit", "baseline", "ratio", "target", "met"}
 

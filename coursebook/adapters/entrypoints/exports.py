@@ -1,4 +1,6 @@
-"""Files for other tools: the calendar as iCalendar (RFC 5545), the audit trail as CSV.
+"""Files for other tools: the calendar as iCalendar (RFC 5545), the audit trail and a
+lot's recall as CSV (the recall's text cells formula-safe: a cell a spreadsheet would
+read as a formula is written with a leading apostrophe).
 
 iCalendar: one VEVENT per calendar entry, in the clinic's zone. A planned session is a
 30-minute event at its planned time; an unplanned one is an all-day event on its target
@@ -22,9 +24,13 @@ from zoneinfo import ZoneInfo
 import orjson
 from icalendar import Calendar, Event, Timezone
 
-__all__ = ["AUDIT_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid", "neutralise"]
+__all__ = ["AUDIT_CSV_COLUMNS", "RECALL_CSV_COLUMNS", "audit_csv", "calendar_ics", "entry_uid",
+           "neutralise", "recall_csv"]
 
 SESSION_LENGTH = dt.timedelta(minutes=30)
+RECALL_CSV_COLUMNS = ("at", "course_id", "session_no", "actor", "patient_ref",
+                      "product_name", "product_lot", "product_expires_on", "course_status",
+                      "patient_erased")
 AUDIT_CSV_COLUMNS = ("position", "recorded_at", "at", "subject", "event", "actor", "reason",
                      "detail")
 
@@ -111,4 +117,19 @@ def audit_csv(entries: Iterable[Mapping[str, Any]], *, excel: bool = False) -> s
                                     orjson.dumps(entry[c]).decode() if c == "detail"
                                     else entry[c])
                          for c in AUDIT_CSV_COLUMNS])
+    return out.getvalue()
+
+
+
+def recall_csv(sessions: Iterable[Mapping[str, Any]]) -> str:
+    """A recall's sessions as CSV, one row per session, every text cell formula-safe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(RECALL_CSV_COLUMNS)
+    for s in sessions:
+        product = s["product"]
+        row = [s["at"], s["course_id"], s["session_no"], s["actor"], s["patient_ref"],
+               product["name"], product["lot"], product["expires_on"], s["course_status"],
+               "true" if s["patient_erased"] else "false"]
+        writer.writerow(["" if cell is None else neutralise(cell) for cell in row])
     return out.getvalue()

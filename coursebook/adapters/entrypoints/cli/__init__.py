@@ -24,6 +24,7 @@ from coursebook.adapters.entrypoints.cli import (
     keys,
     migrate,
     projections,
+    recall,
     store,
     verify,
 )
@@ -48,8 +49,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, catalogue, importing, course, calendar, compliance, audit, projections,
-               demo, verify, backup, migrate, keys):
+for module in (store, catalogue, importing, course, calendar, compliance, recall, audit,
+               projections, demo, verify, backup, migrate, keys):
     module.register(cli)
 
 

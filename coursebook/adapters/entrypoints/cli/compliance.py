@@ -42,13 +42,16 @@ def summarise_detail(detail: dict[str, Any]) -> str:
               help="Valid time: the findings as they stood at TS (default: now).")
 @click.option("--known-at", "known_at", metavar="TS", default=None,
               help="Record time: only from the events recorded at or before TS.")
+@click.option("--what-if", "what_if", metavar="REF", default=None,
+              help="Judge the same recorded facts as though every course had been opened "
+                   "under catalogue REF (name@version or a file); records nothing.")
 @click.option("--html", "html", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write a self-contained HTML report to FILE.")
 @click.option("--force", is_flag=True,
               help="Replace FILE if it exists (never the store, its key, or a symlink).")
 @click.pass_obj
 def compliance(ctx: Context, as_of: str | None, known_at: str | None,
-               html: str | None, force: bool) -> None:
+               what_if: str | None, html: str | None, force: bool) -> None:
     """The compliance findings: spacing, overrides, cautions, reactions, overdue courses,
     expiring licences."""
     as_of_ts = timestamp_option_value(as_of, "--as-of")
@@ -56,7 +59,7 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
     if html is not None:
         check_export_path("--html", html, force=force)
     with ctx.store() as app:
-        report = app.compliance_report(as_of_ts, known_at_ts)
+        report = app.compliance_report(as_of_ts, known_at_ts, what_if=what_if)
     document = report.document()
     if html is not None:
         write_export("--html", html, report.html(), "the compliance page", force=force)
@@ -66,6 +69,10 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
         from rich.text import Text
 
         title = f"Compliance as of {document['as_of']}"
+        if report.what_if is not None:
+            catalogue = report.what_if["catalogue"]
+            title = (f"WHAT-IF under {catalogue['name']}@{catalogue['version']} "
+                     f"(not the recorded report): {title}")
         if report.known_at is not None:
             title += f", as known at {report.known_at.isoformat()}"
         title += f" ({document['courses']} courses)"
@@ -78,5 +85,16 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
             console.print(f"{f['at']}  {f['severity']:<9}  {f['code']:<27}  "
                           f"{f['course_id'] or '-'}{session}", markup=False, highlight=False)
             console.print(Padding(Text(summarise_detail(f["detail"])), (0, 0, 0, 4)))
+        if report.what_if is not None:
+            for label in ("added", "removed"):
+                changed = report.what_if[label]
+                console.print(f"{label} by the what-if: {len(changed)}", markup=False)
+                for f in changed:
+                    session = "" if f["session_no"] is None else f" #{f['session_no']}"
+                    console.print(f"  {f['code']:<27}  {f['course_id'] or '-'}{session}",
+                                  markup=False, highlight=False)
+            if report.what_if["not_covered"]:
+                console.print("judged as recorded (indication not covered): "
+                              + ", ".join(report.what_if["not_covered"]), markup=False)
 
     emit(ctx, document, render)
