@@ -19,6 +19,7 @@ from coursebook.adapters.entrypoints.cli import (
     compliance,
     course,
     demo,
+    export,
     importing,
     migrate,
     projections,
@@ -46,8 +47,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, calendar, compliance, audit, projections, demo,
-               verify, backup, migrate):
+for module in (store, importing, course, calendar, compliance, audit, export, projections,
+               demo, verify, backup, migrate):
     module.register(cli)
 
 
