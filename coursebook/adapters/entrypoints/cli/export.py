@@ -23,10 +23,15 @@ def register(cli: click.Group) -> None:
     cli.add_command(export)
 
 
-def refuse_target(option: str, path: str, *, force: bool) -> None:
-    """A usage error naming `option` if `path` is a symbolic link, or exists and `force`
-    was not given (checked before any work, and again when writing)."""
+def refuse_target(option: str, path: str, *, force: bool, store: str | None = None) -> None:
+    """A usage error naming `option` if `path` is a symbolic link, is the SQLite `store`
+    or its key file (whatever `force` says), or exists and `force` was not given
+    (checked before any work, and again when writing)."""
     target = Path(path)
+    if store is not None and "://" not in store:
+        kept = {Path(store).resolve(), Path(store + ".key").resolve()}
+        if target.resolve() in kept:
+            raise user_error(f"{option}: {path} is the store or its key; not written")
     if target.is_symlink():
         raise user_error(f"{option}: {path} is a symbolic link; not written")
     if target.exists() and not force:
@@ -86,7 +91,7 @@ def fhir(ctx: Context, file: str, course_ids: tuple[str, ...], as_of: str | None
     """
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
-    refuse_target("FILE", file, force=force)
+    refuse_target("FILE", file, force=force, store=ctx.target)
     with ctx.store() as app:
         try:
             bundle = app.export_fhir(course_ids or None, as_of=as_of_ts, known_at=known_at_ts,
