@@ -341,3 +341,16 @@ def test_the_golden_bundle_of_a_public_scenario() -> None:
         GOLDEN.write_bytes(text)
     assert text.decode() == GOLDEN.read_text(encoding="utf-8")
     assert "Firm nodules" not in text.decode()  # the reaction's notes: personal
+
+
+@pytest.mark.slow
+def test_the_demo_clinic_exports_a_valid_bundle_without_loss() -> None:
+    from tests.application.test_demo_clinic import NOW, built
+
+    run = built(NOW)
+    for include_personal in (False, True):
+        document = run.app.export_fhir(include_personal=include_personal)
+        check_bundle(document, schema=not include_personal)
+        plans = resources(document, "CarePlan")
+        assert {p["identifier"][0]["value"] for p in plans} == set(run.course_ids)
+    run.app.close()
