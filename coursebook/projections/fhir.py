@@ -58,6 +58,7 @@ from fhir.resources.R4B.timing import Timing, TimingRepeat
 
 from coursebook.domain import rules
 from coursebook.domain.course import TreatmentCourse
+from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.practitioner import PractitionerRecord
@@ -342,14 +343,11 @@ class _Course:
         self.patient_id = _id("patient", self.patient_ref)
         self.careplan_id = _id("careplan", self.course_id)
         self.protocol: Protocol = opened.protocol
-        self.planned = int(opened.planned_sessions)
-        self.status = "open"
-        self.status_before_pause: str | None = None
+        self.state = CourseState.start(opened)
+        """The course's state, folded by the domain alongside: status, plan, spacing
+        rules and which reactions a review closes are the domain's, never re-decided."""
         self.ended_at: dt.datetime | None = None
         self.notes: list[Annotation] = []
-        self.in_maintenance = False
-        self.adjusted: SpacingRule | None = None
-        self.adjusted_in_maintenance = False
         self.consultations = 0
         self.consents: list[Consent] = []
         self.issues: dict[str, DetectedIssue] = {}
@@ -371,9 +369,8 @@ class _Course:
     def apply(self, event: Any) -> list[str]:
         """Updates the course's resources with `event`; returns the ids it touched."""
         handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None:  # an event kind this mapping does not know: the plan
-            return [self.careplan_id]
-        targets: list[str] = handler(event)
+        targets: list[str] = [self.careplan_id] if handler is None else handler(event)
+        self.state.apply(event)
         return targets
 
     def _on_ConsultationRecorded(self, e: Any) -> list[str]:
@@ -404,10 +401,6 @@ class _Course:
                             self.actors.who(e.actor))
             self.questionnaires.append(qr)
             targets.append(str(qr.id))
-        if self.status == "open":
-            self.status = "active"
-        elif self.status == "paused" and self.status_before_pause == "open":
-            self.status_before_pause = "active"
         return targets
 
     def _issue(self, e: Any, code: str, severity: str, kind: str) -> str:
@@ -431,10 +424,7 @@ class _Course:
         return [str(issue.id)]
 
     def _rule_for(self, session_no: int) -> SpacingRule:
-        return rules.spacing_rule_for(self.protocol, session_no,
-                                      in_maintenance=self.in_maintenance,
-                                      adjusted=self.adjusted,
-                                      adjusted_in_maintenance=self.adjusted_in_maintenance)
+        return rules.spacing_rule(self.state, session_no)
 
     def _on_SessionScheduled(self, e: Any) -> list[str]:
         self._close_booking("cancelled", "superseded by a new booking")
@@ -534,14 +524,12 @@ class _Course:
 
     def _on_ReactionReviewed(self, e: Any) -> list[str]:
         targets = []
-        for reaction in self.reactions:
-            reported = reaction["event"]
-            if (reported.session_no == e.session_no and reported.severity >= 3
-                    and reaction["review"] is None):
+        pending = self.state.pending_reviews(e.session_no)
+        for reaction, reported in zip(self.reactions, self.state.reactions, strict=True):
+            if any(reported is waiting for waiting in pending):
                 reaction["review"] = e
                 targets.append(reaction["id"])
         if e.decision == "discontinue":
-            self.status = "discontinued"
             self.ended_at = e.at
             self._close_booking("cancelled", "course discontinued after a reaction review")
             targets.append(self.careplan_id)
@@ -552,37 +540,27 @@ class _Course:
         return [self.careplan_id]
 
     def _on_IntervalAdjusted(self, e: Any) -> list[str]:
-        self.adjusted = e.rule
-        self.adjusted_in_maintenance = self.in_maintenance
         rule = e.rule
         return self._note(e, f"interval adjusted to {rule.min_days}/{rule.target_days}/"
                              f"{rule.max_days} days: {e.reason}")
 
     def _on_PlanExtended(self, e: Any) -> list[str]:
-        self.planned = e.planned_sessions
         return self._note(e, f"plan extended to {e.planned_sessions} sessions: {e.reason}")
 
     def _on_Paused(self, e: Any) -> list[str]:
-        self.status_before_pause, self.status = self.status, "paused"
         return self._note(e, f"paused: {e.reason}")
 
     def _on_Resumed(self, e: Any) -> list[str]:
-        self.status = self.status_before_pause or "active"
-        self.status_before_pause = None
         return self._note(e, "resumed" + ("" if e.reason is None else f": {e.reason}"))
 
     def _on_Completed(self, e: Any) -> list[str]:
         if e.maintenance:
-            self.in_maintenance = True
-            self.status = "maintenance"
             return self._note(e, "initial series completed; maintenance follows")
-        self.status = "completed"
         self.ended_at = e.at
         closed = self._close_booking("cancelled", "course completed")
         return self._note(e, "completed") + ([closed] if closed else [])
 
     def _on_Discontinued(self, e: Any) -> list[str]:
-        self.status = "discontinued"
         self.ended_at = e.at
         closed = self._close_booking("cancelled", f"course discontinued: {e.reason}")
         return self._note(e, f"discontinued: {e.reason}") + ([closed] if closed else [])
@@ -623,7 +601,8 @@ class _Course:
         activities = []
         given = dict(self.given)
         booked = self.booked
-        last = max([self.planned, *given, booked["session_no"] if booked else 0])
+        status = self.state.status
+        last = max([self.state.planned_sessions, *given, booked["session_no"] if booked else 0])
         for n in range(1, last + 1):
             if n in given:
                 at = self.given_at[n]
@@ -638,15 +617,15 @@ class _Course:
                     kind="Appointment", status="scheduled", description=f"session {n}",
                     scheduledTiming=_timing(self._rule_for(n)))))
             else:
-                status = ("not-started" if self.status in ("open", "active", "maintenance")
-                          else "on-hold" if self.status == "paused" else "cancelled")
+                to_do = ("not-started" if status in ("open", "active", "maintenance")
+                         else "on-hold" if status == "paused" else "cancelled")
                 activities.append(CarePlanActivity(detail=CarePlanActivityDetail(
-                    kind="ServiceRequest", status=status, description=f"session {n}",
+                    kind="ServiceRequest", status=to_do, description=f"session {n}",
                     scheduledTiming=_timing(self._rule_for(n)))))
         return CarePlan(
             id=self.careplan_id, identifier=[_ident("course", self.course_id)],
             instantiatesCanonical=[protocol_canonical(self.protocol)],
-            status=_CAREPLAN_STATUS[self.status], intent="plan",
+            status=_CAREPLAN_STATUS[status], intent="plan",
             category=[_text(self.protocol.indication, SYSTEMS["protocol"])],
             title=f"{self.protocol.indication} course {self.course_id}",
             subject=_ref(self.patient_id), created=_iso(self.opened.at),
@@ -654,12 +633,12 @@ class _Course:
                           end=None if self.ended_at is None else _iso(self.ended_at)),
             author=self.actors.who(self.opened.actor),
             activity=activities, note=self.notes or None,
-            extension=[_ext("course-status", valueCode=self.status),
+            extension=[_ext("course-status", valueCode=status),
                        _ext("protocol", extension=[
                            _sub("catalogue", valueString=self.protocol.catalogue),
                            _sub("indication", valueCode=self.protocol.indication),
                            _sub("version", valueInteger=self.protocol.version),
-                           _sub("planned-sessions", valueInteger=self.planned)]),
+                           _sub("planned-sessions", valueInteger=self.state.planned_sessions)]),
                        _ext("rules-version", valueString=self.opened.rules_version)])
 
     def _appointment(self, booking: dict[str, Any]) -> Appointment:
