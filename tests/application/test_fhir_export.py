@@ -354,3 +354,9 @@ def test_the_demo_clinic_exports_a_valid_bundle_without_loss() -> None:
         plans = resources(document, "CarePlan")
         assert {p["identifier"][0]["value"] for p in plans} == set(run.course_ids)
     run.app.close()
+
+
+def test_an_empty_store_exports_an_empty_bundle(app: Coursebook) -> None:
+    document = app.export_fhir()
+    check_bundle(document)
+    assert "entry" not in document
