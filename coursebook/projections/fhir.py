@@ -42,6 +42,7 @@ from fhir.resources.R4B.extension import Extension
 from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.medication import Medication, MedicationBatch
+from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.practitioner import Practitioner, PractitionerQualification
@@ -86,6 +87,8 @@ SYSTEMS = {
     "area": f"{BASE}:area",
     "role": f"{BASE}:role",
     "protocol": f"{BASE}:protocol",
+    "observation": f"{BASE}:observation",
+    "follow-up-outcome": f"{BASE}:follow-up-outcome",
 }
 """The identifier and code systems this export defines (docs/fhir.md)."""
 
@@ -360,6 +363,7 @@ class _Course:
         self.reactions: list[dict[str, Any]] = []
         self.medications: list[Medication] = []
         self.questionnaires: list[QuestionnaireResponse] = []
+        self.follow_ups: list[Observation] = []
 
     # -- targets of the opening ------------------------------------------------------------
     def opened_targets(self) -> list[str]:
@@ -499,6 +503,8 @@ class _Course:
             performer=[ProcedurePerformer(actor=self.actors.who(e.actor))],
             bodySite=[_text(area, SYSTEMS["area"]) for area in e.areas],
             usedReference=[_ref(m) for m in medications], usedCode=used_code,
+            followUp=None if getattr(e, "aftercare", None) is None
+            else [_text(f"aftercare: {e.aftercare}")],
             note=notes or None, extension=extensions)
         self.procedures[e.session_no] = procedure
         self.given.append((e.session_no, procedure_id))
@@ -547,6 +553,44 @@ class _Course:
     def _on_PlanExtended(self, e: Any) -> list[str]:
         return self._note(e, f"plan extended to {e.planned_sessions} sessions: {e.reason}")
 
+    def _on_FollowUpRecorded(self, e: Any) -> list[str]:
+        k = len(self.follow_ups) + 1
+        procedure = self.procedures.get(e.session_no)
+        notes = None
+        if self.personal and e.notes is not None and e.notes.data is not None:
+            text = e.notes.data.get("notes")
+            notes = [Annotation(text=text, time=_iso(e.at))] if isinstance(text, str) else None
+        observation = Observation(
+            id=_id("observation", f"{self.course_id}/follow-up/{k}"), status="final",
+            code=_text("follow-up", SYSTEMS["observation"]),
+            subject=_ref(self.patient_id), effectiveDateTime=_iso(e.at),
+            performer=[self.actors.who(e.actor)],
+            partOf=None if procedure is None else [_ref(str(procedure.id))],
+            valueCodeableConcept=_text(e.outcome, SYSTEMS["follow-up-outcome"]),
+            note=notes)
+        self.follow_ups.append(observation)
+        return [str(observation.id)]
+
+    def _on_ConsentWithdrawn(self, e: Any) -> list[str]:
+        k = sum(1 for c in self.consents if c.provision and c.provision.type == "deny") + 1
+        for consent in self.consents:
+            if consent.status == "active":
+                consent.status = "inactive"
+                if consent.provision is not None and consent.provision.type == "permit":
+                    consent.provision.period = Period(start=consent.dateTime, end=_iso(e.at))
+        reason = "consent withdrawn" + ("" if e.reason is None else f": {e.reason}")
+        withdrawal = Consent(
+            id=_id("consent", f"{self.course_id}/withdrawn/{k}"), status="active",
+            scope=_text("treatment", _CONSENT_SCOPE),
+            category=[_text("Patient Consent", _CONSENT_CATEGORY, "59284-0")],
+            patient=_ref(self.patient_id), dateTime=_iso(e.at),
+            performer=[_ref(self.patient_id)],
+            policyRule=_text(reason, _ACT_CODE, "OPTOUT"),
+            provision=ConsentProvision(type="deny"),
+            extension=[_ext("command-id", valueString=e.command_id)])
+        self.consents.append(withdrawal)
+        return [str(withdrawal.id)]
+
     def _on_Paused(self, e: Any) -> list[str]:
         return self._note(e, f"paused: {e.reason}")
 
@@ -582,6 +626,8 @@ class _Course:
             add(medication)
         for _, procedure in sorted(self.procedures.items()):
             add(procedure)
+        for observation in self.follow_ups:
+            add(observation)
         for reaction in self.reactions:
             add(self._adverse_event(reaction))
 
@@ -638,7 +684,8 @@ class _Course:
                            _sub("catalogue", valueString=self.protocol.catalogue),
                            _sub("indication", valueCode=self.protocol.indication),
                            _sub("version", valueInteger=self.protocol.version),
-                           _sub("planned-sessions", valueInteger=self.state.planned_sessions)]),
+                           _sub("planned-sessions", valueInteger=self.state.planned_sessions),
+                           *_catalogue_digest(self.state)]),
                        _ext("rules-version", valueString=self.opened.rules_version)])
 
     def _appointment(self, booking: dict[str, Any]) -> Appointment:
@@ -668,7 +715,8 @@ class _Course:
     def _adverse_event(self, reaction: dict[str, Any]) -> AdverseEvent:
         e = reaction["event"]
         review = reaction["review"]
-        serious = e.severity >= 4
+        judged = self.state.reactions[self.reactions.index(reaction)]
+        serious = e.severity >= 4 or bool(getattr(judged, "serious_kind", False))
         extensions = [_ext("severity-grade", valueInteger=e.severity)]
         if review is not None:
             extensions.append(_ext("review", extension=[
@@ -701,6 +749,12 @@ def _birth_date(value: str) -> Any:
         return dt.date.fromisoformat(value)
     except ValueError:  # pragma: no cover - the command schema accepts only dates
         return None
+
+
+def _catalogue_digest(state: CourseState) -> list[Extension]:
+    """The digest of the catalogue the course was opened under, when recorded."""
+    digest = (getattr(state, "catalogue", None) or {}).get("digest")
+    return [] if not digest else [_sub("catalogue-digest", valueString=str(digest))]
 
 
 def _severity(grade: int) -> str:
