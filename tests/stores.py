@@ -52,9 +52,12 @@ def target(kind: str, tmp_path: Path) -> str:
 
 
 def make_app(kind: str, tmp_path: Path, clock: FixedClock,
-             timezone: str = CLINIC_ZONE, **options: Any) -> Coursebook:
-    """A fresh, initialised store of `kind`, recording with `clock`; `options` go to
-    `Coursebook` (e.g. `views="worker"`)."""
+             timezone: str = CLINIC_ZONE, catalogue: str = "default@1",
+             **options: Any) -> Coursebook:
+    """A fresh, initialised store of `kind`, recording with `clock`, under `catalogue`
+    (default `default@1`: the tests of the rules of version 1 keep their answers; the
+    tests of `default@2` ask for it); `options` go to `Coursebook` (e.g.
+    `views="worker"`)."""
     if kind == "memory":
         app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock,
                          **options)
@@ -65,7 +68,7 @@ def make_app(kind: str, tmp_path: Path, clock: FixedClock,
                          extra_env=PG_TEST_ENV, **options)
     else:
         raise ValueError(f"unknown store kind {kind!r}")
-    app.initialise(timezone)
+    app.initialise(timezone, catalogue)
     return app
 
 

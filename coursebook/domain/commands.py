@@ -44,7 +44,7 @@ LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=2)
 REACTION_KINDS = ("redness", "swelling", "bruising", "tenderness", "nodules", "infection",
                   "allergic_reaction", "necrosis", "other")
 FACT_COMMANDS = frozenset({"give_session", "report_reaction", "record_consultation",
-                           "review_reaction"})
+                           "review_reaction", "record_follow_up", "withdraw_consent"})
 
 Parser = Callable[[Any, str], Any]
 
@@ -478,6 +478,11 @@ COMMANDS: dict[str, dict[str, F]] = {
                          doc="The local anaesthetic used, or null for none (checked "
                              "against the allergies in force: `ALLERGEN`)."),
         "spacing_override_reason": OVERRIDE_REASON,
+        "aftercare": F(text(max_len=200), required=False,
+                       doc="The identifier and version of the written aftercare "
+                           "instructions handed to the patient. Under a catalogue with "
+                           "`aftercare_required`, a session without it is the finding "
+                           "`AFTERCARE_NOT_RECORDED`."),
     },
     "report_reaction": {
         "course_id": COURSE,
@@ -485,24 +490,44 @@ COMMANDS: dict[str, dict[str, F]] = {
                                         "otherwise)."),
         "kind": F(one_of(*REACTION_KINDS), doc="What was observed."),
         "severity": F(integer(lo=1, hi=5), doc="1 mild, 2 moderate, 3 severe, "
-                                               "4 life-threatening, 5 fatal. From 3 on, "
-                                               "a physician must review it before the "
+                                               "4 life-threatening, 5 fatal. From 3 on "
+                                               "(or whatever the severity for a kind the "
+                                               "course's catalogue lists as serious), a "
+                                               "physician must review it before the "
                                                "next session."),
         "notes": F(text(), required=False, doc="Free notes (personal data)."),
     },
     "review_reaction": {
         "course_id": COURSE,
-        "session_no": F(SESSION_NO, doc="A session with a reaction of severity 3 or more "
-                                        "awaiting review (`NOT_FOUND` otherwise)."),
+        "session_no": F(SESSION_NO, doc="A session with a reaction of severity 3 or more, "
+                                        "or of a serious kind, awaiting review "
+                                        "(`NOT_FOUND` otherwise)."),
         "decision": F(one_of("continue", "discontinue"),
                       doc="`continue`, or `discontinue`: the course is then "
                           "discontinued."),
         "notes": F(text(), required=False, doc="Free notes (personal data)."),
     },
+    "record_follow_up": {
+        "course_id": COURSE,
+        "session_no": F(SESSION_NO, doc="The session followed up: a given one (`NOT_FOUND` "
+                                        "otherwise); an `at` before it is "
+                                        "`OUT_OF_ORDER`."),
+        "outcome": F(one_of("as_expected", "concern"), doc="How the patient is doing."),
+        "notes": F(text(), required=False, doc="Free notes (personal data)."),
+    },
+    "withdraw_consent": {
+        "course_id": COURSE,
+        "reason": F(text(), required=False, doc="Why, or how the withdrawal was received; "
+                                                "put no personal data in it."),
+    },
     "adjust_interval": {
         "course_id": COURSE,
         "min_days": F(integer(lo=1, hi=365), doc="The fewest calendar days between two "
-                                                 "sessions."),
+                                                 "sessions. Under a catalogue with "
+                                                 "`below_protocol_min_needs_physician`, "
+                                                 "only a physician may set it below the "
+                                                 "protocol's own for the next session "
+                                                 "(`NOT_AUTHORIZED`)."),
         "target_days": F(integer(lo=1, hi=365), doc="The days aimed at."),
         "max_days": F(integer(lo=1, hi=365), doc="The most days before the next session "
                                                  "is overdue."),
@@ -544,12 +569,17 @@ ABOUT: dict[str, About] = {
     "schedule_session": About("Books the next session.", "schedule"),
     "reschedule_session": About("Moves the booked session to another time.", "schedule"),
     "cancel_session": About("Cancels the booked session.", "schedule"),
-    "give_session": About("Records a session given: products and lots, areas, dose and "
-                          "anaesthetic.", "inject"),
+    "give_session": About("Records a session given: products and lots, areas, dose, "
+                          "anaesthetic and aftercare.", "inject"),
     "report_reaction": About("Records a reaction to a given session, whatever the "
                              "course's status.", "report"),
     "review_reaction": About("Reviews the severe reactions awaiting review for a session, "
                              "and decides whether the course goes on.", "review"),
+    "record_follow_up": About("Records a follow-up of a given session, whatever the "
+                              "course's status.", "follow_up"),
+    "withdraw_consent": About("Records that the patient withdrew consent: every session "
+                              "is refused `NO_CONSENT` until a later consultation with "
+                              "consent; whatever the course's status.", "withdraw"),
     "adjust_interval": About("Sets the spacing rule of every later session of the "
                              "course, in place of the protocol's.", "adjust"),
     "extend_plan": About("Changes the number of planned sessions.", "extend"),

@@ -46,8 +46,9 @@ class TreatmentCourse(Aggregate):
     """A course's events, and the rules that decide which new ones may be recorded."""
 
     class Opened(Aggregate.Created):
-        class_version = 2  # 1: 0.1.0, values by position (domain/schema.py)
+        class_version = 3  # 1: 0.1.0, values by position; 2: no catalogue (domain/schema.py)
         upcast_v1_v2 = staticmethod(schema.values_by_name)
+        upcast_v2_v3 = staticmethod(schema.course_catalogue)
 
         at: dt.datetime
         actor: str
@@ -59,6 +60,11 @@ class TreatmentCourse(Aggregate):
         protocol: Protocol
         patient: Personal | None
         rules_version: str
+        catalogue: dict[str, Any]
+        """The catalogue in force when the course was opened: `{"name", "version",
+        "digest"}`. Its protocol (`protocol`) and safety parameters (`safety`) travel
+        with the course for life."""
+        safety: dict[str, Any]
 
         def apply(self, aggregate: Any) -> None:
             aggregate.state = CourseState.start(self)
@@ -75,10 +81,16 @@ class TreatmentCourse(Aggregate):
             aggregate.state.apply(self)
 
     class ConsultationRecorded(Event):
+        class_version = 3  # 2: before catalogues (domain/schema.py)
+        upcast_v2_v3 = staticmethod(schema.no_medication_codes)
+
         consent: bool
         absolute: list[str]
         relative: list[str]
         screening: Personal
+        from_medications: list[str]
+        """The codes among `relative` that only the medication list put in force (the
+        course's catalogue's `blood_thinners`)."""
 
     class ContraindicationOverridden(Event):
         code: str
@@ -106,6 +118,9 @@ class TreatmentCourse(Aggregate):
         reason: str
 
     class SessionGiven(Event):
+        class_version = 3  # 2: before `aftercare` (domain/schema.py)
+        upcast_v2_v3 = staticmethod(schema.no_aftercare)
+
         session_no: int
         products: list[Product]
         areas: list[str]
@@ -118,6 +133,7 @@ class TreatmentCourse(Aggregate):
         cautions: list[str]
         overrides: list[dict[str, Any]]
         rules_version: str
+        aftercare: str | None
 
     class ReactionReported(Event):
         session_no: int
@@ -129,6 +145,14 @@ class TreatmentCourse(Aggregate):
         session_no: int
         decision: str
         notes: Personal | None
+
+    class FollowUpRecorded(Event):
+        session_no: int
+        outcome: str
+        notes: Personal | None
+
+    class ConsentWithdrawn(Event):
+        reason: str | None
 
     class IntervalAdjusted(Event):
         rule: SpacingRule
@@ -167,7 +191,11 @@ class TreatmentCourse(Aggregate):
     # -- opening -----------------------------------------------------------------------
     @classmethod
     def open(cls, ctx: Context, *, course_id: str, patient_ref: str, protocol: Protocol,
-             planned_sessions: int | None, patient: dict[str, Any] | None) -> TreatmentCourse:
+             planned_sessions: int | None, patient: dict[str, Any] | None,
+             catalogue: dict[str, Any] | None = None,
+             safety: dict[str, Any] | None = None) -> TreatmentCourse:
+        """`catalogue` (`{"name", "version", "digest"}`) and `safety` (its parameters,
+        by name): the catalogue in force, which `protocol` comes from."""
         planned = protocol.default_sessions if planned_sessions is None else planned_sessions
         if not protocol.min_planned_sessions <= planned <= protocol.max_planned_sessions:
             raise Rejected(Code.INVALID,
@@ -180,7 +208,9 @@ class TreatmentCourse(Aggregate):
             patient_ref=patient_ref, indication=protocol.indication,
             planned_sessions=planned, protocol=protocol,
             patient=None if patient is None else Personal(patient_ref, patient),
-            rules_version=rules.RULES_VERSION)
+            rules_version=rules.RULES_VERSION,
+            catalogue=dict(schema.DEFAULT_1) if catalogue is None else dict(catalogue),
+            safety=dict(safety or {}))
 
     # -- shared guards -----------------------------------------------------------------
     def _record(self, event_class: type[Event], ctx: Context, **fields: Any) -> None:
@@ -226,9 +256,11 @@ class TreatmentCourse(Aggregate):
     def record_consultation(self, ctx: Context, *, consent: bool,
                             screening: dict[str, Any]) -> None:
         self._guard(ctx, "consult", fact=True)
-        absolute, relative = rules.contraindications_from(screening)
+        absolute, relative, from_medications = rules.contraindications_from(
+            screening, self.state.safety)
         self._record(self.ConsultationRecorded, ctx, consent=consent, absolute=absolute,
-                     relative=relative, screening=Personal(self.state.patient_ref, screening))
+                     relative=relative, screening=Personal(self.state.patient_ref, screening),
+                     from_medications=from_medications)
 
     def override_contraindication(self, ctx: Context, *, code: str, justification: str) -> None:
         if code not in self.state.absolute:
@@ -277,11 +309,13 @@ class TreatmentCourse(Aggregate):
 
     def give_session(self, ctx: Context, *, products: list[Product], areas: list[str],
                      dose_ml: float, anaesthetic: str | None, session_no: int | None = None,
-                     spacing_override_reason: str | None = None) -> None:
+                     spacing_override_reason: str | None = None,
+                     aftercare: str | None = None) -> None:
         n = self._next_only(session_no)
         state, day = self.state, ctx.local(ctx.at)
         self._refuse(rules.future_fact(ctx.at, ctx.now),
                      *rules.session_refusals(state, erased=ctx.erased, session_no=n),
+                     rules.screening_stale(state, day, ctx.zone),
                      rules.not_authorized(ctx.practitioner, "inject", ctx.actor, day),
                      rules.allergen(state.allergies, products, anaesthetic),
                      rules.lot_expired(products, day))
@@ -296,7 +330,7 @@ class TreatmentCourse(Aggregate):
                      maintenance=state.in_maintenance, rule=spacing.rule,
                      gap_days=spacing.gap_days,
                      cautions=list(state.relative), overrides=overrides,
-                     rules_version=rules.RULES_VERSION)
+                     rules_version=rules.RULES_VERSION, aftercare=aftercare)
 
     def _given(self, session_no: int) -> GivenSession:
         session = self.state.session(session_no)
@@ -320,12 +354,26 @@ class TreatmentCourse(Aggregate):
         pending = self.state.pending_reviews(session_no)
         if not pending:
             raise Rejected(Code.NOT_FOUND, f"session {session_no} has no reaction of severity "
-                           "3 or more awaiting review", "session_no")
+                           "3 or more (or of a serious kind) awaiting review", "session_no")
         self._guard(ctx, "review", fact=True, closed_ok=True)
         if ctx.at < max(r.at for r in pending):
             raise Rejected(Code.OUT_OF_ORDER, "at: before the reaction it reviews", "at")
         self._record(self.ReactionReviewed, ctx, session_no=session_no, decision=decision,
                      notes=self._personal_notes(notes))
+
+    def record_follow_up(self, ctx: Context, *, session_no: int, outcome: str,
+                         notes: str | None = None) -> None:
+        session = self._given(session_no)
+        self._guard(ctx, "follow_up", fact=True, closed_ok=True)
+        if ctx.at < session.at:
+            raise Rejected(Code.OUT_OF_ORDER, f"at: before session {session_no} was given",
+                           "at")
+        self._record(self.FollowUpRecorded, ctx, session_no=session_no, outcome=outcome,
+                     notes=self._personal_notes(notes))
+
+    def withdraw_consent(self, ctx: Context, *, reason: str | None = None) -> None:
+        self._guard(ctx, "withdraw", fact=True, closed_ok=True)
+        self._record(self.ConsentWithdrawn, ctx, reason=reason)
 
     def _personal_notes(self, notes: str | None) -> Personal | None:
         return None if notes is None else Personal(self.state.patient_ref, {"notes": notes})
@@ -333,6 +381,8 @@ class TreatmentCourse(Aggregate):
     def adjust_interval(self, ctx: Context, *, min_days: int, target_days: int, max_days: int,
                         reason: str) -> None:
         self._guard(ctx, "adjust")
+        self._refuse(rules.below_protocol_adjustment(self.state, min_days, ctx.practitioner,
+                                                     ctx.actor))
         source = f"adjust_interval {ctx.command_id} ({ctx.local(ctx.at).isoformat()})"
         rule = SpacingRule(min_days, target_days, max_days, source=source)
         self._record(self.IntervalAdjusted, ctx, rule=rule, reason=reason)

@@ -14,9 +14,11 @@ from typing import Any
 
 import attrs
 
+from coursebook.domain.protocols import Catalogue, Safety
 from coursebook.domain.values import Personal, Product, Protocol, SpacingRule
 
-__all__ = ["CLOSED", "CourseState", "GivenSession", "Override", "Reaction", "Scheduled"]
+__all__ = ["CLOSED", "Adjustment", "Consultation", "CourseState", "FollowUp", "GivenSession",
+           "Override", "Reaction", "Scheduled"]
 
 CLOSED = frozenset({"completed", "discontinued"})
 
@@ -45,6 +47,46 @@ class Scheduled:
 
 
 @attrs.frozen
+class Adjustment:
+    """An `adjust_interval` as recorded: its rule, who made it and why."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Adjustment:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
+    rule: SpacingRule
+    by: str
+    reason: str
+    at: dt.datetime
+
+
+@attrs.frozen
+class Consultation:
+    """What the rules keep of a consultation (never its answers: those are personal)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Consultation:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
+    at: dt.datetime
+    actor: str
+    from_medications: tuple[str, ...]
+    """The codes put in force only by the medication list (`blood_thinners`)."""
+
+
+@attrs.frozen
+class FollowUp:
+    def __deepcopy__(self, memo: dict[int, Any]) -> FollowUp:
+        """Immutable all the way down: a copy of an aggregate may share it."""
+        return self
+
+    session_no: int
+    at: dt.datetime
+    actor: str
+    outcome: str
+
+
+@attrs.frozen
 class GivenSession:
     """A session as given, with the decision that allowed it."""
 
@@ -62,6 +104,12 @@ class GivenSession:
     spacing_override_reason: str | None
     cautions: tuple[str, ...]
     overrides: tuple[Override, ...]
+    aftercare: str | None = None
+    protocol_rule: SpacingRule | None = None
+    """The protocol's own rule for this session (its phase, or maintenance): what an
+    adjustment is measured against (`rules.interval_below_protocol`)."""
+    adjustment: Adjustment | None = None
+    """The `adjust_interval` whose rule governed this session, if one did."""
 
 
 @attrs.define
@@ -74,10 +122,14 @@ class Reaction:
     reviewed_at: dt.datetime | None = None
     reviewed_by: str | None = None
     decision: str | None = None
+    serious_kind: bool = False
+    """Its kind is one of the catalogue's `serious_reaction_kinds`."""
 
     @property
     def severe(self) -> bool:
-        return self.severity >= 3
+        """Severity 3 or more, or a serious kind whatever its severity: reviewed by a
+        physician before the next session."""
+        return self.severity >= 3 or self.serious_kind
 
     @property
     def awaiting_review(self) -> bool:
@@ -92,6 +144,9 @@ class CourseState:
     protocol: Protocol
     planned_sessions: int
     opened_at: dt.datetime
+    catalogue: dict[str, Any] = attrs.field(factory=dict)
+    """The catalogue the course was opened under: `{"name", "version", "digest"}`."""
+    safety: Safety = attrs.field(factory=Safety)
     patient: Personal | None = None
     status: str = "open"
     status_before_pause: str | None = None
@@ -99,6 +154,8 @@ class CourseState:
     consultation_at: dt.datetime | None = None
     consultation_no: int = 0
     consent: bool | None = None
+    consent_withdrawn: bool = False
+    consultations: list[Consultation] = attrs.field(factory=list)
     absolute: tuple[str, ...] = ()
     relative: tuple[str, ...] = ()
     overrides: dict[str, Override] = attrs.field(factory=dict)
@@ -107,6 +164,8 @@ class CourseState:
     in_maintenance: bool = False
     adjusted: SpacingRule | None = None
     adjusted_in_maintenance: bool = False
+    adjustment: Adjustment | None = None
+    follow_ups: list[FollowUp] = attrs.field(factory=list)
     scheduled: Scheduled | None = None
     reactions: list[Reaction] = attrs.field(factory=list)
     latest_at: dt.datetime | None = None
@@ -155,28 +214,41 @@ class CourseState:
         clone = copy.copy(self)
         clone.overrides = dict(self.overrides)
         clone.sessions = list(self.sessions)
+        clone.catalogue = dict(self.catalogue)
+        clone.consultations = list(self.consultations)
+        clone.follow_ups = list(self.follow_ups)
         clone.reactions = [copy.copy(reaction) for reaction in self.reactions]
         memo[id(self)] = clone
         return clone
 
     # -- the fold ----------------------------------------------------------------------
     @classmethod
-    def start(cls, event: Any) -> CourseState:
+    def start(cls, event: Any, under: Catalogue | None = None) -> CourseState:
+        """The state of a course just opened; `under` a catalogue, the course is judged
+        as though it had been opened under that one (its protocol for the course's
+        indication, if it has one, and its safety parameters)."""
+        protocol, catalogue = event.protocol, dict(event.catalogue)
+        safety = Safety.from_dict(event.safety)
+        if under is not None and under.get(event.indication) is not None:
+            protocol, catalogue, safety = (under.protocols[event.indication],
+                                           under.identity(), under.safety)
         state = cls(course_id=event.course_id, patient_ref=event.patient_ref,
-                    indication=event.indication, protocol=event.protocol,
+                    indication=event.indication, protocol=protocol,
                     planned_sessions=event.planned_sessions, opened_at=event.at,
+                    catalogue=catalogue, safety=safety,
                     patient=event.patient, latest_at=event.at)
         state.version = 1
         return state
 
     @classmethod
-    def fold(cls, events: list[Any]) -> CourseState | None:
-        """The state after `events` (in recording order); None when they hold no opening."""
+    def fold(cls, events: list[Any], under: Catalogue | None = None) -> CourseState | None:
+        """The state after `events` (in recording order); None when they hold no opening.
+        `under`: judge the same facts under that catalogue (see `start`)."""
         state: CourseState | None = None
         for event in events:
             if state is None:
                 if type(event).__name__ == "Opened":
-                    state = cls.start(event)
+                    state = cls.start(event, under)
                 continue
             state.apply(event)
         return state
@@ -191,6 +263,8 @@ class CourseState:
         self.consultation_at = e.at
         self.consultation_no += 1
         self.consent = e.consent
+        self.consent_withdrawn = False
+        self.consultations.append(Consultation(e.at, e.actor, tuple(e.from_medications)))
         self.absolute = tuple(e.absolute)
         self.relative = tuple(e.relative)
         self.overrides = {}
@@ -214,18 +288,27 @@ class CourseState:
         self.scheduled = None
 
     def _on_SessionGiven(self, e: Any) -> None:
+        maintenance_rule = self.protocol.maintenance if e.maintenance else None
+        adjustment = self.adjustment
+        if adjustment is not None and (e.rule is None or e.rule != adjustment.rule):
+            adjustment = None
         self.sessions.append(GivenSession(
             session_no=e.session_no, at=e.at, actor=e.actor, products=tuple(e.products),
             maintenance=e.maintenance, rule=e.rule, gap_days=e.gap_days,
             spacing_override_reason=e.spacing_override_reason,
             cautions=tuple(e.cautions),
             overrides=tuple(Override(o["code"], o["justification"], o["by"],
-                                     _as_datetime(o["at"])) for o in e.overrides)))
+                                     _as_datetime(o["at"])) for o in e.overrides),
+            aftercare=e.aftercare,
+            protocol_rule=maintenance_rule or self.protocol.rule_for(e.session_no),
+            adjustment=adjustment))
         if self.scheduled is not None and self.scheduled.session_no <= e.session_no:
             self.scheduled = None
 
     def _on_ReactionReported(self, e: Any) -> None:
-        self.reactions.append(Reaction(e.session_no, e.kind, e.severity, e.at, e.actor))
+        self.reactions.append(Reaction(
+            e.session_no, e.kind, e.severity, e.at, e.actor,
+            serious_kind=e.kind in self.safety.serious_reaction_kinds))
 
     def _on_ReactionReviewed(self, e: Any) -> None:
         for reaction in self.pending_reviews(e.session_no):
@@ -239,6 +322,14 @@ class CourseState:
     def _on_IntervalAdjusted(self, e: Any) -> None:
         self.adjusted = e.rule
         self.adjusted_in_maintenance = self.in_maintenance
+        self.adjustment = Adjustment(e.rule, e.actor, e.reason, e.at)
+
+    def _on_FollowUpRecorded(self, e: Any) -> None:
+        self.follow_ups.append(FollowUp(e.session_no, e.at, e.actor, e.outcome))
+
+    def _on_ConsentWithdrawn(self, e: Any) -> None:
+        self.consent = False
+        self.consent_withdrawn = True
 
     def _on_PlanExtended(self, e: Any) -> None:
         self.planned_sessions = e.planned_sessions

@@ -23,18 +23,58 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from coursebook.domain.course_state import CourseState, GivenSession
+from coursebook.domain.protocols import Safety
 from coursebook.domain.values import Product, Protocol, SpacingRule
 from coursebook.errors import Code, Rejected
 
 __all__ = [
-    "ABSOLUTE", "CONTRAINDICATIONS", "FUTURE_FACT_TOLERANCE", "RELATIVE", "ROLES",
-    "RULES_VERSION", "SCREENING_FLAGS", "Contraindication", "Practitioner", "Refusal",
-    "SpacingDecision", "allergen", "allergen_field", "authorize", "blocked_by",
-    "contraindicated", "contraindications_from", "course_closed", "course_paused",
-    "days_between", "first_refusal", "future_fact", "judge_session", "local_date",
-    "lot_expired", "next_window", "no_consent", "no_consultation", "not_authorized",
-    "out_of_order", "patient_erased", "plan_exceeded", "reaction_unreviewed",
-    "session_refusals", "spacing_decision", "spacing_rule", "spacing_rule_for",
+    "ABSOLUTE",
+    "CONTRAINDICATIONS",
+    "FUTURE_FACT_TOLERANCE",
+    "RELATIVE",
+    "ROLES",
+    "RULES_VERSION",
+    "SCREENING_FLAGS",
+    "Contraindication",
+    "Practitioner",
+    "Refusal",
+    "SpacingDecision",
+    "aftercare_missing",
+    "allergen",
+    "allergen_field",
+    "authorize",
+    "below_protocol_adjustment",
+    "blocked_by",
+    "blood_thinner_named",
+    "contraindicated",
+    "contraindications_from",
+    "course_closed",
+    "course_paused",
+    "days_between",
+    "first_refusal",
+    "follow_up_missed",
+    "follow_up_status",
+    "future_fact",
+    "interval_below_protocol",
+    "judge_session",
+    "local_date",
+    "lot_expired",
+    "next_window",
+    "no_consent",
+    "no_consultation",
+    "not_authorized",
+    "out_of_order",
+    "patient_erased",
+    "plan_exceeded",
+    "protocol_rule",
+    "reaction_unreviewed",
+    "screening_inconsistent",
+    "screening_stale",
+    "screening_valid_until",
+    "session_refusals",
+    "spacing_decision",
+    "spacing_rule",
+    "spacing_rule_for",
 ]
 
 RULES_VERSION = "coursebook-rules/1"
@@ -83,6 +123,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "extend": frozenset({"physician"}),
     "report": _EVERY_ROLE, "schedule": _EVERY_ROLE, "pause": _EVERY_ROLE,
     "resume": _EVERY_ROLE, "complete": _EVERY_ROLE, "discontinue": _EVERY_ROLE,
+    "follow_up": frozenset({"physician", "nurse"}),
+    "withdraw": _EVERY_ROLE,
 }
 
 
@@ -197,10 +239,40 @@ def no_consultation(state: CourseState) -> Refusal | None:
 
 
 def no_consent(state: CourseState) -> Refusal | None:
-    """NO_CONSENT when the latest consultation has `consent: false`."""
+    """NO_CONSENT when the latest consultation has `consent: false`, or consent was
+    withdrawn since it (until a later consultation with consent)."""
+    if state.consent_withdrawn:
+        return Refusal(Code.NO_CONSENT, "the patient withdrew consent; a consultation "
+                       "with consent is needed", protocol=state.protocol.label)
     if state.consent is False:
         return Refusal(Code.NO_CONSENT, "the latest consultation has no consent",
                        protocol=state.protocol.label)
+    return None
+
+
+def _catalogue_label(state: CourseState) -> str:
+    return f"{state.catalogue.get('name', '?')}@{state.catalogue.get('version', '?')}"
+
+
+def screening_valid_until(state: CourseState, zone: ZoneInfo) -> dt.date | None:
+    """The last local date on which a session may be given on the screening in force
+    (`screening_valid_days` after the consultation's local date); None without a
+    consultation or without the parameter."""
+    days = state.safety.screening_valid_days
+    if days is None or state.consultation_at is None:
+        return None
+    return local_date(state.consultation_at, zone) + dt.timedelta(days=days)
+
+
+def screening_stale(state: CourseState, on: dt.date, zone: ZoneInfo) -> Refusal | None:
+    """SCREENING_STALE for a session given on local date `on` after the screening's last
+    valid day (catalogue parameter `screening_valid_days`)."""
+    until = screening_valid_until(state, zone)
+    if until is not None and on > until:
+        return Refusal(Code.SCREENING_STALE, f"the screening of the consultation in force "
+                       f"was valid through {until.isoformat()} ({_catalogue_label(state)} "
+                       f"screening_valid_days {state.safety.screening_valid_days}); record "
+                       "a new consultation", protocol=state.protocol.label)
     return None
 
 
@@ -215,11 +287,28 @@ def contraindicated(state: CourseState) -> Refusal | None:
     return None
 
 
-def contraindications_from(screening: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Absolute and relative codes derived from screening answers."""
+def contraindications_from(screening: dict[str, Any], safety: Safety | None = None,
+                           ) -> tuple[list[str], list[str], list[str]]:
+    """Absolute and relative codes derived from screening answers, and the codes among
+    them that only the medication list put in force: a listed blood thinner
+    (`safety.blood_thinners`) puts ANTICOAGULANTS in force even when `anticoagulants`
+    is false."""
     absolute = [code for flag, code in ABSOLUTE.items() if screening[flag]]
-    relative = [code for flag, code in RELATIVE.items() if screening[flag]]
-    return absolute, relative
+    from_medications: list[str] = []
+    flags = dict(screening)
+    if safety is not None and not flags["anticoagulants"] and blood_thinner_named(
+            screening.get("medications", ()), safety.blood_thinners):
+        flags["anticoagulants"] = True
+        from_medications.append(RELATIVE["anticoagulants"])
+    relative = [code for flag, code in RELATIVE.items() if flags[flag]]
+    return absolute, relative, from_medications
+
+
+def blood_thinner_named(medications: Iterable[str], blood_thinners: Iterable[str]) -> bool:
+    """Whether a medication names a listed blood thinner, matched as allergies are
+    (case-folded, trimmed, a whole word or phrase)."""
+    names = list(blood_thinners)
+    return any(_matches(name, medication) for medication in medications for name in names)
 
 
 def _normalise(text: str) -> str:
@@ -268,12 +357,12 @@ def lot_expired(products: Iterable[Product], on: dt.date) -> Refusal | None:
 
 
 def reaction_unreviewed(state: CourseState) -> Refusal | None:
-    """REACTION_UNREVIEWED for a new session while a reaction of severity 3 or more
-    awaits `review_reaction`."""
+    """REACTION_UNREVIEWED for a new session while a reaction of severity 3 or more, or
+    of a serious kind (`safety.serious_reaction_kinds`), awaits `review_reaction`."""
     if state.pending_reviews():
         return Refusal(Code.REACTION_UNREVIEWED,
-                       "a reaction of severity 3 or more awaits a physician's review",
-                       protocol=state.protocol.label)
+                       "a reaction of severity 3 or more, or of a serious kind, awaits a "
+                       "physician's review", protocol=state.protocol.label)
     return None
 
 
@@ -336,6 +425,33 @@ def spacing_rule_for(protocol: Protocol, session_no: int, *, in_maintenance: boo
     return protocol.rule_for(session_no)
 
 
+def protocol_rule(protocol: Protocol, session_no: int, *, in_maintenance: bool) -> SpacingRule:
+    """The protocol's own rule for session `session_no`, whatever was adjusted: the
+    maintenance rule in maintenance, else its phase rule."""
+    if in_maintenance and protocol.maintenance is not None:
+        return protocol.maintenance
+    return protocol.rule_for(session_no)
+
+
+def below_protocol_adjustment(state: CourseState, min_days: int,
+                              practitioner: Practitioner | None, actor: str) -> Refusal | None:
+    """NOT_AUTHORIZED (catalogue parameter `below_protocol_min_needs_physician`) for an
+    `adjust_interval` by anyone but a physician whose `min_days` is below the protocol's
+    own rule for the next session ("below" is strict)."""
+    if not state.safety.below_protocol_min_needs_physician:
+        return None
+    own = protocol_rule(state.protocol, state.next_session_no,
+                        in_maintenance=state.in_maintenance)
+    if min_days < own.min_days and (practitioner is None
+                                    or practitioner.role != "physician"):
+        return Refusal(Code.NOT_AUTHORIZED,
+                       f"min_days {min_days} is below the protocol's {own.min_days} for "
+                       f"session {state.next_session_no}: only a physician may shorten it "
+                       f"({_catalogue_label(state)} below_protocol_min_needs_physician)",
+                       "min_days", protocol=state.protocol.label)
+    return None
+
+
 def spacing_rule(state: CourseState, session_no: int) -> SpacingRule:
     """The rule governing the gap between session `session_no - 1` and `session_no`."""
     return spacing_rule_for(state.protocol, session_no, in_maintenance=state.in_maintenance,
@@ -391,14 +507,82 @@ def next_window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
         earliest = (base + dt.timedelta(days=rule.min_days)).isoformat()
         target = (base + dt.timedelta(days=rule.target_days)).isoformat()
         latest = (base + dt.timedelta(days=rule.max_days)).isoformat()
+    until = screening_valid_until(state, zone)
     return {"session_no": n, "earliest": earliest, "target": target, "latest": latest,
-            "planned_at": planned}
+            "planned_at": planned,
+            "screening_valid_until": None if until is None else until.isoformat()}
 
 
 def blocked_by(state: CourseState, *, erased: bool) -> list[str]:
     """The codes a `give_session` now would meet for reasons of state, sorted
     (docs/reference.md, "Course"): the codes of `session_refusals`."""
     return sorted(str(refusal.code) for refusal in session_refusals(state, erased=erased))
+
+
+def interval_below_protocol(session: GivenSession, safety: Safety) -> dict[str, Any] | None:
+    """INTERVAL_BELOW_PROTOCOL (parameter `below_protocol_min_needs_physician`): the
+    session was given under an adjusted rule whose `min_days` is below the protocol's own
+    rule for that session; the detail names both, who adjusted and why."""
+    adjustment, own = session.adjustment, session.protocol_rule
+    if not safety.below_protocol_min_needs_physician or adjustment is None or own is None:
+        return None
+    if adjustment.rule.min_days >= own.min_days:
+        return None
+    return {"protocol_min_days": own.min_days, "min_days": adjustment.rule.min_days,
+            "adjusted_by": adjustment.by, "reason": adjustment.reason,
+            "adjusted_at": adjustment.at.isoformat(), "rule": adjustment.rule.source}
+
+
+def aftercare_missing(session: GivenSession, safety: Safety) -> bool:
+    """AFTERCARE_NOT_RECORDED (parameter `aftercare_required`): given without aftercare."""
+    return safety.aftercare_required and session.aftercare is None
+
+
+def screening_inconsistent(from_medications: Iterable[str]) -> dict[str, Any] | None:
+    """SCREENING_INCONSISTENT: a consultation whose medication list named a listed blood
+    thinner while `anticoagulants` was false. The detail names the code and where it
+    came from, never the medication."""
+    codes = list(from_medications)
+    if not codes:
+        return None
+    return {"code": codes[0], "source": "medications"}
+
+
+def follow_up_status(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
+    """`{"session_no", "due", "latest", "done_at"}` of the follow-up the catalogue
+    (`follow_up`) asks for, local dates; None without the parameter or before that
+    session is given. `done_at`: the `at` of the first follow-up recorded for it."""
+    rule = state.safety.follow_up
+    if rule is None:
+        return None
+    session = state.session(rule.after_session)
+    if session is None:
+        return None
+    day = local_date(session.at, zone)
+    done = [f.at for f in state.follow_ups if f.session_no == rule.after_session]
+    return {"session_no": rule.after_session,
+            "due": (day + dt.timedelta(days=rule.due_days)).isoformat(),
+            "latest": (day + dt.timedelta(days=rule.due_days + rule.grace_days)).isoformat(),
+            "done_at": min(done) if done else None}
+
+
+def follow_up_missed(state: CourseState, as_of: dt.datetime,
+                     zone: ZoneInfo) -> tuple[dt.datetime, dict[str, Any]] | None:
+    """FOLLOW_UP_MISSED once the as-of local date is after the follow-up's last allowed
+    day with no follow-up recorded on or before that day: (the start of the local day
+    after it, detail). Whatever the course's status."""
+    status = follow_up_status(state, zone)
+    if status is None:
+        return None
+    latest = dt.date.fromisoformat(status["latest"])
+    if not local_date(as_of, zone) > latest:
+        return None
+    in_time = [f for f in state.follow_ups if f.session_no == status["session_no"]
+               and local_date(f.at, zone) <= latest]
+    if in_time:
+        return None
+    ran_out = dt.datetime.combine(latest + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return ran_out.astimezone(dt.UTC), {"due": status["due"], "latest": status["latest"]}
 
 
 def judge_session(session: GivenSession) -> list[tuple[str, dict[str, Any]]]:

@@ -28,7 +28,8 @@ from eventsourcing.utils import resolve_topic
 
 from coursebook.errors import StoreUnavailable
 
-__all__ = ["VALUE_FIELDS", "NewerRecord", "UnknownRecord", "record_class", "stored_version",
+__all__ = ["DEFAULT_1", "VALUE_FIELDS", "NewerRecord", "UnknownRecord", "course_catalogue",
+           "no_aftercare", "no_medication_codes", "record_class", "stored_version",
            "upcasters", "upgrade", "values_by_name"]
 
 VERSION_KEY = "class_version"
@@ -40,6 +41,14 @@ VALUE_FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 """The field names of the values that version 0.1.0 stored as positional lists, in the
 order it wrote them."""
+
+
+DEFAULT_1: Mapping[str, Any] = {
+    "name": "default", "version": 1,
+    "digest": "9d1eb6192221dc6f296ca707582d380a607f5d36d43cb0bbb2bb4d4493a8c42d"}
+"""The catalogue `default@1` as a course records it (`{"name", "version", "digest"}`;
+the tests check the digest against the shipped file): every course opened before
+catalogues existed was opened under it."""
 
 
 class NewerRecord(StoreUnavailable):
@@ -122,3 +131,23 @@ def _name_values(node: Any) -> None:
     elif type(node) is list:
         for value in node:
             _name_values(value)
+
+
+def course_catalogue(state: dict[str, Any]) -> None:
+    """Upcaster of `TreatmentCourse.Opened` (version 2 to 3, catalogues): a course opened
+    before catalogues existed was opened under `default@1`, which sets no safety
+    parameter."""
+    state.setdefault("catalogue", dict(DEFAULT_1))
+    state.setdefault("safety", {})
+
+
+def no_medication_codes(state: dict[str, Any]) -> None:
+    """Upcaster of `ConsultationRecorded` (version 2 to 3): no code was put in force by
+    the medication list before catalogues could name blood thinners."""
+    state.setdefault("from_medications", [])
+
+
+def no_aftercare(state: dict[str, Any]) -> None:
+    """Upcaster of `SessionGiven` (version 2 to 3): sessions given before `aftercare`
+    existed recorded none."""
+    state.setdefault("aftercare", None)

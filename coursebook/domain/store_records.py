@@ -92,8 +92,36 @@ class ClinicSettings(Aggregate):
         def apply(self, aggregate: Any) -> None:
             """Nothing to change: the fact is the record."""
 
+    class CatalogueAdopted(Aggregate.Event):
+        """The store adopts a catalogue from now on (`catalogue adopt`, or `init`): every
+        course opened after it, in recording order, is under it for life. `content` is
+        the catalogue's canonical content, so the store never needs the file again."""
+
+        at: dt.datetime
+        actor: str
+        reason: str
+        catalogue: dict[str, Any]
+        """`{"name", "version", "digest"}`."""
+        content: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            adopted = list(getattr(aggregate, "adopted", ()))
+            adopted.append(self)
+            aggregate.adopted = adopted
+
     if TYPE_CHECKING:
         timezone: str
+        adopted: list[ClinicSettings.CatalogueAdopted]
+
+    def adoptions(self) -> list[ClinicSettings.CatalogueAdopted]:
+        """Every adoption, oldest first (none in a store made before catalogues)."""
+        return list(getattr(self, "adopted", ()))
+
+    def adopt_catalogue(self, *, recorded_at: dt.datetime, actor: str, reason: str,
+                        catalogue: dict[str, Any], content: dict[str, Any]) -> None:
+        self.trigger_event(self.CatalogueAdopted, timestamp=recorded_at, at=recorded_at,
+                           actor=actor, reason=reason, catalogue=dict(catalogue),
+                           content=content)
 
     @classmethod
     def configure(cls, *, recorded_at: dt.datetime, timezone: str) -> ClinicSettings:

@@ -47,6 +47,8 @@ PERSONAL = frozenset({"patient", "screening", "notes", "name"})
 
 CLINIC_TOPICS = (get_topic(ClinicSettings.Configured), get_topic(ClinicSettings.StoreMigrated))
 """Facts about the store itself: their subject is `clinic`."""
+CATALOGUE_TOPICS = (get_topic(ClinicSettings.CatalogueAdopted),)
+"""Adoptions of a catalogue: their subject is `catalogue`."""
 
 _UTC_SUFFIX = "+00:00"
 
@@ -89,7 +91,7 @@ class AuditProjection(ViewProjection):
         *course_topics(),
         get_topic(PractitionerRecord.Registered), get_topic(PractitionerRecord.LicenseRenewed),
         get_topic(PatientRecord.Registered), get_topic(PatientRecord.Erased),
-        *CLINIC_TOPICS}))
+        *CLINIC_TOPICS, *CATALOGUE_TOPICS}))
     tables = ("view_audit",)
     ddl = (
         "CREATE TABLE IF NOT EXISTS view_audit (position INTEGER PRIMARY KEY, "
@@ -98,7 +100,8 @@ class AuditProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS view_audit_course ON view_audit (course_id, position)",
     )
     deferred = ("view_audit_course",)
-    format_version = 2  # 1: 0.1.0, details held rules and products by position
+    format_version = 3  # 1: 0.1.0, details held rules and products by position;
+    # 2: before catalogues (details without catalogue, safety, from_medications, aftercare)
     INSERT = ("INSERT INTO view_audit (position, recorded_at, at, subject, course_id, event, "
               "actor, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -145,7 +148,8 @@ class AuditProjection(ViewProjection):
         facts = self._topic_facts.get(topic)
         if facts is None:
             event = topic.rpartition(".")[2]
-            key = "" if topic in CLINIC_TOPICS else self._subject_key(topic)
+            key = ("" if topic in CLINIC_TOPICS or topic in CATALOGUE_TOPICS
+                   else self._subject_key(topic))
             facts = (event, key, topic.startswith(self._course_prefix))
             self._topic_facts[topic] = facts
         return facts
@@ -165,7 +169,8 @@ class AuditProjection(ViewProjection):
                 continue
             event, key, of_course = facts_of(topic)
             recorded_at = utc(body["timestamp"])
-            subject = subject_of(originator, topic, body) if key else "clinic"
+            subject = (subject_of(originator, topic, body) if key
+                       else "catalogue" if topic in CATALOGUE_TOPICS else "clinic")
             reason = body.get("reason") or body.get("justification") or \
                 body.get("spacing_override_reason")
             # Kept in stored form (`plain` makes it JSON when the trail is read). A body

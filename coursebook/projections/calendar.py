@@ -33,7 +33,7 @@ from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import patient_uuid
 from coursebook.domain.patient import PatientRecord
 from coursebook.domain.values import SpacingRule
-from coursebook.projections.course_view import iso
+from coursebook.projections.course_view import follow_up, iso
 from coursebook.projections.view_projection import EventSource, Row, ViewProjection, Write
 
 __all__ = ["CalendarProjection", "calendar_entry", "course_topics"]
@@ -105,7 +105,8 @@ def calendar_entry(state: CourseState, zone: ZoneInfo) -> tuple[str, dict[str, A
     entry = {**window, "planned_at": iso(planned), "course_id": state.course_id,
              "patient_ref": state.patient_ref, "practitioner_id": practitioner,
              "cautions": sorted(state.relative),
-             "blocked_by": rules.blocked_by(state, erased=False)}
+             "blocked_by": rules.blocked_by(state, erased=False),
+             "follow_up": follow_up(state, zone)}
     return day, entry
 
 
@@ -166,6 +167,7 @@ class CalendarProjection(ViewProjection):
     name = "calendar"
     topics = (*course_topics(), get_topic(PatientRecord.Erased))
     tables = ("view_calendar",)
+    format_version = 2  # 1: before catalogues (no screening_valid_until, no follow_up)
     ddl = (
         "CREATE TABLE IF NOT EXISTS view_calendar (course_id TEXT PRIMARY KEY, "
         "patient_key TEXT NOT NULL, day TEXT, entry TEXT, erased INTEGER NOT NULL DEFAULT 0)",

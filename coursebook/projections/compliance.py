@@ -53,6 +53,10 @@ SEVERITY: dict[str, str] = {
     "SEVERE_REACTION": "warning",
     "REACTION_UNREVIEWED": "violation",
     "LICENSE_EXPIRING": "info",
+    "INTERVAL_BELOW_PROTOCOL": "warning",
+    "SCREENING_INCONSISTENT": "warning",
+    "FOLLOW_UP_MISSED": "warning",
+    "AFTERCARE_NOT_RECORDED": "info",
 }
 """Every finding code and its severity."""
 
@@ -143,9 +147,13 @@ def judge(courses: Iterable[CourseState], practitioners: Iterable[rules.Practiti
     for state in courses:
         findings.extend(_session_findings(state))
         findings.extend(_reaction_findings(state, as_of))
+        findings.extend(_safety_findings(state))
         overdue = _overdue(state, as_of, zone, erased=state.patient_ref in erased)
         if overdue is not None:
             findings.append(overdue)
+        missed = _follow_up_missed(state, as_of, zone, erased=state.patient_ref in erased)
+        if missed is not None:
+            findings.append(missed)
     findings.extend(_licence_findings(practitioners, as_of, zone))
     findings.sort(key=Finding.sort_key)
     return findings
@@ -169,6 +177,54 @@ def _session_findings(state: CourseState) -> Iterator[Finding]:
             yield Finding(code, state.course_id, session.session_no, session.at, detail)
 
 
+def _decided_by(state: CourseState, parameter: str) -> dict[str, Any]:
+    """The catalogue parameter behind a finding, and the catalogue that set it."""
+    return {"parameter": parameter,
+            "catalogue": {key: state.catalogue.get(key) for key in ("name", "version")}}
+
+
+def _safety_findings(state: CourseState) -> Iterator[Finding]:
+    """INTERVAL_BELOW_PROTOCOL and AFTERCARE_NOT_RECORDED for each session, and
+    SCREENING_INCONSISTENT for each consultation, under the course's catalogue's safety
+    parameters (`rules`). Never a screening answer in a detail."""
+    safety = state.safety
+    for session in state.sessions:
+        below = rules.interval_below_protocol(session, safety)
+        if below is not None:
+            yield Finding("INTERVAL_BELOW_PROTOCOL", state.course_id, session.session_no,
+                          session.at, {**below, "given_by": session.actor,
+                                       **_decided_by(state,
+                                                     "below_protocol_min_needs_physician")})
+        if rules.aftercare_missing(session, safety):
+            yield Finding("AFTERCARE_NOT_RECORDED", state.course_id, session.session_no,
+                          session.at, {"given_by": session.actor,
+                                       **_decided_by(state, "aftercare_required")})
+    if safety.blood_thinners:
+        for consultation in state.consultations:
+            inconsistent = rules.screening_inconsistent(consultation.from_medications)
+            if inconsistent is not None:
+                yield Finding("SCREENING_INCONSISTENT", state.course_id, None,
+                              consultation.at, {**inconsistent,
+                                                "consulted_by": consultation.actor,
+                                                **_decided_by(state, "blood_thinners")})
+
+
+def _follow_up_missed(state: CourseState, as_of: dt.datetime, zone: ZoneInfo, *,
+                      erased: bool) -> Finding | None:
+    """FOLLOW_UP_MISSED (catalogue parameter `follow_up`), whatever the course's status;
+    never for a course whose patient was erased by then."""
+    if erased:
+        return None
+    missed = rules.follow_up_missed(state, as_of, zone)
+    if missed is None:
+        return None
+    ran_out, detail = missed
+    rule = state.safety.follow_up
+    assert rule is not None
+    return Finding("FOLLOW_UP_MISSED", state.course_id, rule.after_session, ran_out,
+                   {**detail, **_decided_by(state, "follow_up")})
+
+
 def _reaction_detail(reaction: Reaction) -> dict[str, Any]:
     return {"kind": reaction.kind, "severity": reaction.severity,
             "reported_by": reaction.actor, "reaction_at": iso(reaction.at),
@@ -177,7 +233,8 @@ def _reaction_detail(reaction: Reaction) -> dict[str, Any]:
 
 
 def _reaction_findings(state: CourseState, as_of: dt.datetime) -> Iterator[Finding]:
-    """SEVERE_REACTION for each reaction of severity >= 3; REACTION_UNREVIEWED once its
+    """SEVERE_REACTION for each reaction of severity >= 3 or of a serious kind (the
+    catalogue's `serious_reaction_kinds`); REACTION_UNREVIEWED once its
     48 hours have run out (deadline <= as_of) without a review within them. A review
     recorded later does not remove it: the finding says the deadline was missed."""
     for reaction in state.reactions:

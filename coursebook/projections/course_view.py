@@ -28,6 +28,15 @@ def _window(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
     return window
 
 
+def follow_up(state: CourseState, zone: ZoneInfo) -> dict[str, Any] | None:
+    """`{"session_no", "due", "latest", "done_at"}` of the follow-up the course's
+    catalogue asks for (null without the parameter, or before that session is given)."""
+    status = rules.follow_up_status(state, zone)
+    if status is not None:
+        status["done_at"] = iso(status["done_at"])
+    return status
+
+
 def _patient(personal: Personal | None, shredded: bool) -> Any:
     if personal is None:
         return None
@@ -61,6 +70,7 @@ def course_document(state: CourseState, zone: ZoneInfo, *, erased: bool,
             "overridden": sorted(c for c in state.overrides if c in state.absolute),
         },
         "blocked_by": rules.blocked_by(state, erased=erased),
+        "follow_up": follow_up(state, zone),
         "patient": _patient(state.patient, shredded),
     }
 
@@ -74,7 +84,11 @@ def summarise(event: Any) -> str:
                     f"{event.planned_sessions} sessions planned")
         case "ConsultationRecorded":
             codes = ", ".join([*event.absolute, *event.relative]) or "no contraindication"
-            return f"consultation: consent {'given' if event.consent else 'refused'}; {codes}"
+            text = f"consultation: consent {'given' if event.consent else 'refused'}; {codes}"
+            if event.from_medications:
+                text += (f" ({', '.join(event.from_medications)} from the medication list, "
+                         "not the tick-box)")
+            return text
         case "ContraindicationOverridden":
             return f"{event.code} overridden: {event.justification}"
         case "SessionScheduled":
@@ -90,7 +104,14 @@ def summarise(event: Any) -> str:
                 text += f", {event.gap_days} days after the previous one"
             if event.spacing_override_reason:
                 text += f" (spacing override: {event.spacing_override_reason})"
+            if event.aftercare is not None:
+                text += f"; aftercare {event.aftercare}"
             return text
+        case "FollowUpRecorded":
+            outcome = "as expected" if event.outcome == "as_expected" else "concern"
+            return f"follow-up of session {event.session_no}: {outcome}"
+        case "ConsentWithdrawn":
+            return "consent withdrawn" + (f": {event.reason}" if event.reason else "")
         case "ReactionReported":
             return (f"reaction to session {event.session_no}: {event.kind}, "
                     f"severity {event.severity}")

@@ -75,6 +75,7 @@ class CommandMethods(Commanding):
                      course_id: str, products: list[dict[str, Any]] | list[Product],
                      areas: list[str], dose_ml: float, anaesthetic: str | None,
                      session_no: int | None = None, spacing_override_reason: str | None = None,
+                     aftercare: str | None = None,
                      expected_version: int | None = None) -> Outcome:
         return self._call("give_session", locals())
 
@@ -89,6 +90,17 @@ class CommandMethods(Commanding):
                         notes: str | None = None,
                         expected_version: int | None = None) -> Outcome:
         return self._call("review_reaction", locals())
+
+    def record_follow_up(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                         course_id: str, session_no: int, outcome: str,
+                         notes: str | None = None,
+                         expected_version: int | None = None) -> Outcome:
+        return self._call("record_follow_up", locals())
+
+    def withdraw_consent(self, *, command_id: str, at: dt.datetime | str, actor: str,
+                         course_id: str, reason: str | None = None,
+                         expected_version: int | None = None) -> Outcome:
+        return self._call("withdraw_consent", locals())
 
     def adjust_interval(self, *, command_id: str, at: dt.datetime | str, actor: str,
                         course_id: str, min_days: int, target_days: int, max_days: int,

@@ -240,9 +240,11 @@ class Commanding(Wiring):
         if existing is not None:
             raise Rejected(Code.ALREADY_EXISTS, f"course {f['course_id']!r} already exists",
                            "course_id")
-        protocol = self.catalogue.get(f["indication"])
+        catalogue = self.catalogue_in_force()
+        protocol = catalogue.get(f["indication"])
         if protocol is None:
-            raise invalid("indication", "has no protocol in this catalogue")
+            raise invalid("indication", f"the catalogue in force ({catalogue.ref}) has no "
+                          "protocol for it")
         patient = self._patient(f["patient_ref"])
         if patient is not None and patient.erased:
             raise Rejected(Code.PATIENT_ERASED, "this patient_ref was erased", "patient_ref")
@@ -252,7 +254,9 @@ class Commanding(Wiring):
         course = TreatmentCourse.open(ctx, course_id=f["course_id"],
                                       patient_ref=f["patient_ref"], protocol=protocol,
                                       planned_sessions=f.get("planned_sessions"),
-                                      patient=_jsonable(f.get("patient")))
+                                      patient=_jsonable(f.get("patient")),
+                                      catalogue=catalogue.identity(),
+                                      safety=catalogue.content["safety"])
         if patient is None:
             patient = PatientRecord.register(recorded_at=now, at=c.at, actor=c.actor,
                                              command_id=c.command_id,

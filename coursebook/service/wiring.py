@@ -45,10 +45,18 @@ from coursebook.domain.ids import (
     CLINIC_ID,
 )
 from coursebook.domain.patient import PatientRecord
-from coursebook.domain.protocols import Catalogue, default_catalogue
+from coursebook.domain.protocols import (
+    NEWEST_DEFAULT,
+    SHIPPED,
+    Catalogue,
+    CatalogueError,
+    load_catalogue,
+    shipped_catalogue,
+)
 from coursebook.domain.store_records import ClinicSettings
 from coursebook.domain.topics import topics_of
 from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.projections.course_view import iso
 from coursebook.service.freshness import CacheFreshness
 
 __all__ = ["Wiring"]
@@ -75,7 +83,10 @@ class Wiring(Application[UUID]):
         """`master_key`: the store's master key; else `COURSEBOOK_MASTER_KEY` from `env` or
         the process environment; a store kept only in memory makes a passing one."""
         self.clock: Clock = clock or SystemClock()
-        self.catalogue = catalogue or default_catalogue()
+        self.initial_catalogue = catalogue
+        """What `initialise` adopts for a new store when it names none (None: the newest
+        shipped `default@N`)."""
+        self._catalogues: dict[str, Catalogue] = {}
         self._zone: ZoneInfo | None = None
         self._closing: list[Callable[[], None]] = []
         self.keyring = Keyring(master_key or _master_key(env))
@@ -175,21 +186,130 @@ class Wiring(Application[UUID]):
         return aggregate if isinstance(aggregate, cls) else None
 
     # -- the store's clinic settings -----------------------------------------------------
-    def initialise(self, timezone: str | None = None) -> str:
-        """Creates the clinic settings once; returns the zone (never changes it)."""
+    def initialise(self, timezone: str | None = None,
+                   catalogue: str | Catalogue | None = None) -> str:
+        """Creates the clinic settings once, adopting `catalogue` (a reference such as
+        `default@2`, a TOML file's path, or a `Catalogue`; default: the one given to the
+        constructor, else the newest shipped `default@N`); returns the zone. On an
+        existing store it changes nothing: another zone, or another catalogue than the
+        one in force, is `INVALID`."""
         settings = self._load(ClinicSettings, CLINIC_ID, copy=False)
         if settings is not None:
             if timezone is not None and timezone != settings.timezone:
                 raise Rejected(Code.INVALID, f"timezone: the store's zone is "
                                f"{settings.timezone} and cannot change", "timezone")
+            if catalogue is not None:
+                wanted, in_force = self._catalogue(catalogue), self.catalogue_in_force()
+                if (wanted.ref, wanted.digest) != (in_force.ref, in_force.digest):
+                    raise invalid("catalogue", f"the store is under {in_force.ref}; adopt "
+                                  "another catalogue with catalogue adopt")
             return str(settings.timezone)
         name = timezone or "UTC"
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise invalid("timezone", "is not an IANA time zone name") from None
-        self.save(ClinicSettings.configure(recorded_at=self.clock.now(), timezone=name))
+        chosen = self._catalogue(catalogue if catalogue is not None
+                                 else self.initial_catalogue or NEWEST_DEFAULT)
+        self._check_not_changed(chosen, [])
+        now = self.clock.now()
+        settings = ClinicSettings.configure(recorded_at=now, timezone=name)
+        settings.adopt_catalogue(recorded_at=now, actor="coursebook init",
+                                 reason="adopted when the store was created",
+                                 catalogue=chosen.identity(), content=chosen.content)
+        self.save(settings)
         return name
+
+    # -- catalogues --------------------------------------------------------------------
+    def _catalogue(self, ref: str | Catalogue) -> Catalogue:
+        """A catalogue by reference or path; a bad one is `INVALID` naming its field."""
+        if isinstance(ref, Catalogue):
+            return ref
+        try:
+            return load_catalogue(ref)
+        except CatalogueError as error:
+            field = f"catalogue.{error.field}" if error.field else "catalogue"
+            raise Rejected(Code.INVALID, f"{field}: {error.message}", field) from None
+
+    def _settings(self) -> ClinicSettings:
+        settings: ClinicSettings | None = self._load(ClinicSettings, CLINIC_ID, copy=False)
+        if settings is None:
+            raise StoreUnavailable("the store holds no clinic settings (run init)")
+        return settings
+
+    def _stored_catalogue(self, content: dict[str, Any], digest: str) -> Catalogue:
+        found = self._catalogues.get(digest)
+        if found is None:
+            found = self._catalogues[digest] = Catalogue(content)
+        return found
+
+    def catalogue_in_force(self) -> Catalogue:
+        """The catalogue a course opened now is under: the latest adopted, or `default@1`
+        in a store made before catalogues."""
+        adoptions = self._settings().adoptions()
+        if not adoptions:
+            legacy = shipped_catalogue("default@1")
+            assert legacy is not None
+            return legacy
+        last = adoptions[-1]
+        return self._stored_catalogue(last.content, last.catalogue["digest"])
+
+    def _adopted_at(self, catalogue: Catalogue) -> Any:
+        settings = self._settings()
+        for adoption in reversed(settings.adoptions()):
+            if adoption.catalogue["digest"] == catalogue.digest:
+                return iso(adoption.at)
+        return iso(settings.created_on)
+
+    def _check_not_changed(self, wanted: Catalogue, adoptions: list[Any]) -> None:
+        """A catalogue is never changed under its own name and version: not one adopted
+        before, nor a shipped one."""
+        digests = {(a.catalogue["name"], a.catalogue["version"]): a.catalogue["digest"]
+                   for a in adoptions}
+        shipped = shipped_catalogue(wanted.ref) if wanted.ref in SHIPPED else None
+        if shipped is not None:
+            digests.setdefault((shipped.name, shipped.version), shipped.digest)
+        known = digests.get((wanted.name, wanted.version))
+        if known is not None and known != wanted.digest:
+            raise invalid("catalogue", f"{wanted.ref} was adopted before (or is shipped) "
+                          "with other content: give a changed catalogue a new version")
+
+    def catalogue(self, ref: str | None = None) -> dict[str, Any]:
+        """`{"name", "version", "digest", "adopted_at", "protocols", "safety"}` of the
+        catalogue in force, or of `ref` (`adopted_at` null when it is not the one in
+        force)."""
+        in_force = self.catalogue_in_force()
+        chosen = in_force if ref is None else self._catalogue(ref)
+        adopted_at = (self._adopted_at(chosen) if chosen.digest == in_force.digest
+                      else None)
+        return {**chosen.identity(), "adopted_at": adopted_at,
+                "protocols": chosen.content["protocols"],
+                "safety": dict(chosen.content["safety"])}
+
+    def adopt_catalogue(self, ref: str | Catalogue, *, actor: str,
+                        reason: str) -> dict[str, Any]:
+        """Records that the store adopts `ref` from now on (`ClinicSettings.
+        CatalogueAdopted`, in the audit trail with subject `catalogue`), and returns
+        `{"name", "version", "digest", "adopted_at"}`. The catalogue already in force
+        changes nothing. `INVALID` (naming the field) for an empty actor, a reason of
+        fewer than 10 characters, a catalogue that is not valid, or a `name@version`
+        adopted before with other content."""
+        if not isinstance(actor, str) or not actor.strip():
+            raise invalid("actor", "must be a non-empty id")
+        if not isinstance(reason, str) or len(reason.strip()) < 10:
+            raise invalid("reason", "needs at least 10 characters")
+        wanted = self._catalogue(ref)
+        settings = self._load(ClinicSettings, CLINIC_ID, copy=True)
+        if settings is None:
+            raise StoreUnavailable("the store holds no clinic settings (run init)")
+        in_force = self.catalogue_in_force()
+        if (wanted.ref, wanted.digest) != (in_force.ref, in_force.digest):
+            self._check_not_changed(wanted, settings.adoptions())
+            settings.adopt_catalogue(recorded_at=self.clock.now(), actor=actor.strip(),
+                                     reason=reason.strip(), catalogue=wanted.identity(),
+                                     content=wanted.content)
+            self.save(settings)
+        return {**wanted.identity(), "adopted_at": self._adopted_at(wanted)}
 
     @property
     def zone(self) -> ZoneInfo:

@@ -41,14 +41,14 @@ class Clinic:
     short verbs for commands."""
 
     def __init__(self, *, timezone: str = "UTC", nurse_licence: str = "2030-12-31",
-                 store: Path | str | None = None) -> None:
+                 store: Path | str | None = None, catalogue: str = "default@1") -> None:
         self.clock = FixedClock(START)
         if store is None:
             self.app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"},
                                   clock=self.clock)
         else:
             self.app = open_store(str(store), create=True, clock=self.clock)
-        self.app.initialise(timezone)
+        self.app.initialise(timezone, catalogue)  # the rules of version 1 unless asked
         self._ids = itertools.count(1)
         self.send("register_practitioner", START - DAY, actor="admin", practitioner_id="dr",
                   name="Dr Ada Okafor", role="physician", license_number="L-1",

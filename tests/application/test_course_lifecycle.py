@@ -111,7 +111,7 @@ class TestMaintenance:
         assert course["status"] == "maintenance"
         assert course["next"] == {"session_no": 5, "earliest": "2027-01-12",
                                   "target": "2027-02-11", "latest": "2027-04-12",
-                                  "planned_at": None}
+                                  "planned_at": None, "screening_valid_until": None}
         with rejected(Code.TOO_SOON):
             clinic.give(at="2027-01-11T10:00:00+01:00")
         clinic.give(at="2027-01-12T10:00:00+01:00", session_no=5)

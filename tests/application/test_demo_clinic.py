@@ -21,7 +21,7 @@ NOW = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC)
 def built(now: dt.datetime) -> DemoRun:
     clock = FixedClock(now - dt.timedelta(days=400))
     app = Coursebook(clock=clock)
-    app.initialise(DEMO_ZONE)
+    app.initialise(DEMO_ZONE, "default@1")
     script, results = build_demo(app, clock, now)
     return DemoRun(app, ":memory:", now, script, results)
 

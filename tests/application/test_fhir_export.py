@@ -306,7 +306,7 @@ def test_time_travel_equals_a_store_that_held_only_those_events(
     check_bundle(travelled, schema=cut == 10)
     fresh_clock = FixedClock(START)
     fresh = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=fresh_clock)
-    fresh.initialise("Europe/Paris")
+    fresh.initialise("Europe/Paris", "default@1")  # as the `app` fixture
     store_of(fresh, fresh_clock, commands[:cut])
     assert entries(travelled) == entries(fresh.export_fhir())
     fresh.close()
@@ -318,7 +318,7 @@ def golden_store() -> Coursebook:
     included), each line recorded 15 minutes after its act."""
     clock = FixedClock(START)
     app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    app.initialise("UTC")
+    app.initialise("UTC", "default@1")  # the scenario's catalogue
     cap = dt.datetime(2026, 4, 20, 12, tzinfo=dt.UTC)
     for line in GOLDEN_INPUT.read_text(encoding="utf-8").splitlines():
         at = dt.datetime.fromisoformat(json.loads(line)["at"])

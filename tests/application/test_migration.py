@@ -108,8 +108,8 @@ def test_a_store_this_code_wrote_reads_whole(app: Coursebook, clock: FixedClock)
     assert report["records"] == len(before)
     assert sum(e["records"] for e in report["events"]) == len(before)
     given = [e for e in report["events"] if e["type"] == "TreatmentCourse.SessionGiven"]
-    assert given == [{"type": "TreatmentCourse.SessionGiven", "stored_version": 2,
-                      "current_version": 2, "records": 1, "failed": 0, "upcasters": [],
+    assert given == [{"type": "TreatmentCourse.SessionGiven", "stored_version": 3,
+                      "current_version": 3, "records": 1, "failed": 0, "upcasters": [],
                       "old_topics": []}]
     assert all(e["stored_version"] == e["current_version"] and not e["upcasters"]
                for e in report["events"])
@@ -135,9 +135,9 @@ def test_the_check_counts_old_versions_and_the_upcasters_they_take(built: Course
     given = {e["stored_version"]: e for e in report["events"]
              if e["type"] == "TreatmentCourse.SessionGiven"}
     assert given[1] == {"type": "TreatmentCourse.SessionGiven", "stored_version": 1,
-                        "current_version": 2, "records": 1, "failed": 0,
-                        "upcasters": ["upcast_v1_v2"], "old_topics": []}
-    assert given[2]["records"] == 2
+                        "current_version": 3, "records": 1, "failed": 0,
+                        "upcasters": ["upcast_v1_v2", "upcast_v2_v3"], "old_topics": []}
+    assert given[3]["records"] == 2
     assert built.get_course("C1")["sessions_given"] == 2
 
 
@@ -153,12 +153,12 @@ def test_a_newer_record_fails_the_check_named_by_position_and_subject(
     assert report["problems"] == [{
         "position": n.id, "subject": "course C1", "version": n.originator_version,
         "problem": "a stored TreatmentCourse.SessionGiven is of version 99, and this "
-                   "coursebook reads versions up to 2: the store was written by a newer "
+                   "coursebook reads versions up to 3: the store was written by a newer "
                    "coursebook (upgrade coursebook)"}]
     assert (report["courses"], report["courses_folded"]) == (2, 1)
     assert {(e["stored_version"], e["records"], e["failed"], tuple(e["upcasters"]))
             for e in report["events"] if e["type"] == "TreatmentCourse.SessionGiven"} == {
-        (99, 0, 1, ()), (2, 2, 0, ())}
+        (99, 0, 1, ()), (3, 2, 0, ())}
     text = orjson.dumps(report).decode()
     assert "Jeanne" not in text  # no personal data
     assert "Name of" not in text
@@ -270,10 +270,10 @@ def test_views_of_another_format_are_rebuilt_and_reported(built: Coursebook) -> 
     try:
         report = other.check_migration()
         assert [(v["name"], v["stored_format"], v["rebuild_needed"])
-                for v in report["views"]] == [("calendar", 1, False), ("audit", 1, True)]
+                for v in report["views"]] == [("calendar", 2, False), ("audit", 1, True)]
         done = other.migrate(actor="ops-1")
         assert [(v["name"], v["from_format"], v["to_format"]) for v in done["views_rebuilt"]] \
-            == [("audit", 1, 2)]
+            == [("audit", 1, 3)]
         assert done["views_rebuilt"][0]["events"] > 0
         assert other.audit()[:-1] == expected
         assert other.audit()[-1]["detail"]["views_rebuilt"] == ["audit"]

@@ -163,7 +163,7 @@ class TestHistory:
         assert history[1]["next_before"] is None
         assert history[1]["next_after"] == {
             "session_no": 1, "earliest": "2026-09-01", "target": "2026-09-01",
-            "latest": None, "planned_at": None}
+            "latest": None, "planned_at": None, "screening_valid_until": None}
 
     def test_a_schedule_change_shows_as_a_difference(self, clinic: Clinic) -> None:
         clinic.ready()
@@ -185,7 +185,7 @@ class TestHistory:
         assert given["next_before"]["session_no"] == 1
         assert given["next_after"] == {
             "session_no": 2, "earliest": "2026-09-16", "target": "2026-09-23",
-            "latest": "2026-09-30", "planned_at": None}
+            "latest": "2026-09-30", "planned_at": None, "screening_valid_until": None}
 
     def test_each_next_after_is_the_window_shown_at_that_version(
             self, clinic: Clinic) -> None:

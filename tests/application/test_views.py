@@ -80,6 +80,7 @@ def expected_calendar(app: Coursebook, course_ids: list[str]) -> list[dict[str, 
                         "patient_ref": course["patient_ref"],
                         "cautions": course["contraindications"]["relative"],
                         "blocked_by": course["blocked_by"],
+                        "follow_up": course["follow_up"],
                         "practitioner_id": entries_practitioner(app, course_id)
                         if scheduled else None})
     return entries

@@ -80,7 +80,8 @@ def coursebook(store: Path | str, *args: str,
 
 
 def build_store(target: str, directory: Path) -> str:
-    assert coursebook(target, "init", "--timezone", "Europe/Paris").returncode == 0
+    assert coursebook(target, "init", "--timezone", "Europe/Paris", "--catalogue",
+                      "default@1").returncode == 0
     commands = directory / "history.jsonl"
     commands.write_text("\n".join(json.dumps(c) for c in HISTORY) + "\n", encoding="utf-8")
     result = coursebook(target, "import", str(commands))

@@ -102,7 +102,8 @@ def test_no_personal_value_in_logs_messages_or_store(path: Path, tmp_path: Path)
         said.append(result.stderr)
         return result
 
-    invoke("init", "--timezone", scenario.get("timezone", "UTC"))
+    invoke("init", "--timezone", scenario.get("timezone", "UTC"),
+           "--catalogue", scenario.get("catalogue", "default@2"))
     for number, step in enumerate(scenario["steps"]):
         if "remember_time" in step:
             times[step["remember_time"]] = dt.datetime.now(dt.UTC).isoformat()

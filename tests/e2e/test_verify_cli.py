@@ -88,7 +88,8 @@ def test_verify_names_a_changed_event_and_exits_3(store: Path) -> None:
     with sqlite3.connect(store) as conn:
         rowid, state = conn.execute(
             "SELECT rowid, state FROM stored_events "
-            "WHERE CAST(state AS TEXT) LIKE '%skin_rejuvenation%'").fetchone()
+            "WHERE CAST(state AS TEXT) LIKE '%skin_rejuvenation%' "
+            "AND topic LIKE '%TreatmentCourse%'").fetchone()
         conn.execute("UPDATE stored_events SET state=? WHERE rowid=?",
                      (state.replace(b"skin_rejuvenation", b"skin_rejuvenatioN"), rowid))
     conn.close()

@@ -29,7 +29,8 @@ def json_of(result: subprocess.CompletedProcess[bytes]) -> Any:
 
 
 def make_store(path: Path, *commands: dict[str, Any]) -> Path:
-    assert coursebook("init", "--timezone", "Europe/Paris", db=path).returncode == 0
+    assert coursebook("init", "--timezone", "Europe/Paris", "--catalogue", "default@1",
+                      db=path).returncode == 0
     source = path.with_suffix(".jsonl")
     source.write_bytes(jsonl(*COURSE, *commands))
     assert coursebook("import", str(source), db=path).returncode == 0
@@ -60,7 +61,8 @@ class TestCalendar:
         assert entry == {"session_no": 2, "earliest": "2024-03-19", "target": "2024-03-26",
                          "latest": "2024-04-02", "planned_at": "2024-03-20T09:30:00Z",
                          "course_id": "C1", "patient_ref": "P1", "practitioner_id": "dr-ada",
-                         "cautions": [], "blocked_by": []}
+                         "cautions": [], "blocked_by": [],
+                         "screening_valid_until": None, "follow_up": None}
         assert json_of(coursebook("--format", "json", "calendar", "--from", "2024-03-21",
                                   db=db)) == []
         assert len(json_of(coursebook("--format", "json", "calendar", "--from",

@@ -17,3 +17,11 @@ def clinic(clock: FixedClock, tmp_path: Path) -> Iterator[Clinic]:
     app = make_app("memory", tmp_path, clock)
     yield Clinic(app)
     app.close()
+
+
+@pytest.fixture
+def clinic2(clock: FixedClock, tmp_path: Path) -> Iterator[Clinic]:
+    """The same clinic, its store under `default@2` (the safety parameters on)."""
+    app = make_app("memory", tmp_path, clock, catalogue="default@2")
+    yield Clinic(app)
+    app.close()

@@ -44,6 +44,8 @@ VALID: dict[str, dict[str, Any]] = {
     "report_reaction": {"course_id": "C1", "session_no": 1, "kind": "bruising",
                         "severity": 2, "notes": "small"},
     "review_reaction": {"course_id": "C1", "session_no": 1, "decision": "continue"},
+    "record_follow_up": {"course_id": "C1", "session_no": 1, "outcome": "as_expected"},
+    "withdraw_consent": {"course_id": "C1"},
     "adjust_interval": {"course_id": "C1", "min_days": 10, "target_days": 12,
                         "max_days": 20, "reason": "slow healing observed"},
     "extend_plan": {"course_id": "C1", "planned_sessions": 8, "reason": "good response"},

@@ -256,7 +256,9 @@ class TestReport:
             "SPACING_OVERRIDDEN": "warning", "SPACING_EXCEEDED": "warning",
             "OVERDUE": "warning", "CONTRAINDICATION_OVERRIDDEN": "warning",
             "GIVEN_WITH_CAUTIONS": "info", "SEVERE_REACTION": "warning",
-            "REACTION_UNREVIEWED": "violation", "LICENSE_EXPIRING": "info"}
+            "REACTION_UNREVIEWED": "violation", "LICENSE_EXPIRING": "info",
+            "INTERVAL_BELOW_PROTOCOL": "warning", "SCREENING_INCONSISTENT": "warning",
+            "FOLLOW_UP_MISSED": "warning", "AFTERCARE_NOT_RECORDED": "info"}
 
     def test_findings_never_carry_the_patients_personal_data(self):
         state = course(

@@ -8,11 +8,12 @@ course C1 (skin rejuvenation: 4 sessions, 14/21/28 days) is opened and consulted
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
 from coursebook.errors import Code, Rejected
-from tests.builders import Clinic, command, day, product, rejected
+from tests.builders import DAY, T0, Clinic, command, day, product, rejected
 
 
 def give_four(clinic: Clinic, course_id: str = "C1") -> None:
@@ -293,7 +294,7 @@ class TestGiveSession:
         assert course["last_session_at"] == "2026-09-02T07:00:00Z"
         assert course["next"] == {"session_no": 2, "earliest": "2026-09-16",
                                   "target": "2026-09-23", "latest": "2026-09-30",
-                                  "planned_at": None}
+                                  "planned_at": None, "screening_valid_until": None}
 
     def test_an_unknown_course_is_not_found(self, clinic: Clinic) -> None:
         with rejected(Code.NOT_FOUND, "course_id"):
@@ -467,6 +468,34 @@ class TestGiveSession:
         with rejected(Code.CONFLICT, "expected_version"):
             clinic.give(expected_version=1)
         clinic.give(expected_version=2)
+
+
+class TestScreeningStale:
+    """Under `default@2` (screening_valid_days 180): the consultation of day 0 (09-01 in
+    Paris) is valid through day 180 (2027-02-28); the clock stands at 2026-11-01, so the
+    clinic's clock is moved on to give on those days."""
+
+    def test_a_session_after_the_last_valid_day_is_screening_stale(
+            self, clinic2: Clinic, clock: Any) -> None:
+        clinic2.ready()
+        clock.set(T0 + 200 * DAY)
+        with rejected(Code.SCREENING_STALE):
+            clinic2.give(at=day(181))
+        clinic2.give(at=day(180))
+
+    def test_no_consent_is_checked_before_screening_stale(
+            self, clinic2: Clinic, clock: Any) -> None:
+        clinic2.open()
+        clinic2.consult(consent=False)
+        clock.set(T0 + 200 * DAY)
+        with rejected(Code.NO_CONSENT):
+            clinic2.give(at=day(181))
+
+    def test_default_1_has_no_such_rule(self, clinic: Clinic, clock: Any) -> None:
+        clinic.ready()
+        clock.set(T0 + 900 * DAY)
+        clinic.give(at=day(835), products=[product(expires_on="2030-01-31")])
+        assert clinic.course()["next"]["screening_valid_until"] is None
 
 
 class TestReportReaction:

@@ -188,14 +188,14 @@ class TestNextWindow:
         s = consulted(state(), at="2026-09-01T23:30:00Z")  # 01:30 on 09-02 in Paris
         assert rules.next_window(s, PARIS) == {
             "session_no": 1, "earliest": "2026-09-02", "target": "2026-09-02",
-            "latest": None, "planned_at": None}
+            "latest": None, "planned_at": None, "screening_valid_until": None}
 
     def test_later_sessions_add_the_rule_days_to_the_previous_local_date(self) -> None:
         s = consulted(state())
         s.sessions.append(given(1, "2026-09-02T23:30:00+00:00"))  # 09-03 in Paris
         assert rules.next_window(s, PARIS) == {
             "session_no": 2, "earliest": "2026-09-17", "target": "2026-09-24",
-            "latest": "2026-10-01", "planned_at": None}
+            "latest": "2026-10-01", "planned_at": None, "screening_valid_until": None}
 
     def test_the_planned_time_of_the_next_session_is_shown(self) -> None:
         s = consulted(state())

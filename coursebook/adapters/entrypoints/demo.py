@@ -106,7 +106,7 @@ def build_demo(app: Coursebook, clock: FixedClock, now: dt.datetime, *,
 
     Each step is applied in valid-time order with the store's clock set a few minutes
     after its `at` (never past `now`), as if the clinic had recorded it then."""
-    script = ClinicScript(now, app.zone, app.catalogue, seed=seed)
+    script = ClinicScript(now, app.zone, app.catalogue_in_force(), seed=seed)
     results: list[Result] = []
     recorded = clock.now()
     order = sorted(range(len(script.steps)), key=lambda i: (script.steps[i].at, i))
@@ -171,7 +171,7 @@ def _open(target: str, clock: FixedClock) -> Coursebook:
         app = open_store(target, create=True, clock=clock)
     except StoreUnavailable as error:
         raise user_error(str(error), EXIT_STORE) from None
-    app.initialise(DEMO_ZONE)
+    app.initialise(DEMO_ZONE, "default@1")
     return app
 
 

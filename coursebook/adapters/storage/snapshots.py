@@ -33,12 +33,16 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
 from coursebook.domain.course_state import (
+    Adjustment,
+    Consultation,
     CourseState,
+    FollowUp,
     GivenSession,
     Override,
     Reaction,
     Scheduled,
 )
+from coursebook.domain.protocols import Safety
 from coursebook.domain.schema import NewerRecord, UnknownRecord
 from coursebook.domain.values import Product, SpacingRule
 from coursebook.logs import get_logger
@@ -51,7 +55,8 @@ SNAPSHOT_INTERVAL = 100
 
 log = get_logger("coursebook")
 
-_TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative")}
+_TUPLES: dict[type, tuple[str, ...]] = {CourseState: ("absolute", "relative"),
+                                        Consultation: ("from_medications",)}
 
 
 SNAPSHOT_FORMAT = 2
@@ -69,7 +74,8 @@ def _form(*classes: type) -> str:
     return hashlib.sha256(f"{SNAPSHOT_FORMAT}|{names}".encode()).hexdigest()[:12]
 
 
-FORM = _form(CourseState, GivenSession, Override, Reaction, Scheduled)
+FORM = _form(CourseState, GivenSession, Override, Reaction, Scheduled, Adjustment,
+             Consultation, FollowUp)
 
 NOT_INTACT = "its tag does not match its content"
 OTHER_FORM = "another shape of state"
@@ -162,30 +168,42 @@ def snapshot_segment(state: bytes) -> tuple[int, dt.datetime] | None:
     return int(found.group(2)), dt.datetime.fromisoformat(found.group(3).decode())
 
 
+def _rule(rule: SpacingRule | None) -> list[Any] | None:
+    return None if rule is None else [rule.min_days, rule.target_days, rule.max_days,
+                                      rule.source]
+
+
 def _session(obj: GivenSession) -> list[Any]:
     """A given session as plain JSON values. A long course's state is mostly sessions:
     all of them go into one JSON text, which the transcoder does not walk value by
     value (it would look for typed values in each); no personal data is in them."""
-    rule = obj.rule
+    rule, adjustment = obj.rule, obj.adjustment
     return [obj.session_no, obj.at.isoformat(), obj.actor,
             [[p.name, p.lot, p.expires_on.isoformat()] for p in obj.products],
             obj.maintenance,
             None if rule is None else [rule.min_days, rule.target_days, rule.max_days,
                                        rule.source],
             obj.gap_days, obj.spacing_override_reason, list(obj.cautions),
-            [[o.code, o.justification, o.by, o.at.isoformat()] for o in obj.overrides]]
+            [[o.code, o.justification, o.by, o.at.isoformat()] for o in obj.overrides],
+            obj.aftercare, _rule(obj.protocol_rule),
+            None if adjustment is None else [_rule(adjustment.rule), adjustment.by,
+                                             adjustment.reason, adjustment.at.isoformat()]]
 
 
 def _given(data: list[Any]) -> GivenSession:
     (session_no, at, actor, products, maintenance, rule, gap_days, reason, cautions,
-     overrides) = data
+     overrides, aftercare, protocol_rule, adjustment) = data
     parse, day = dt.datetime.fromisoformat, dt.date.fromisoformat
     return GivenSession(
         session_no=session_no, at=parse(at), actor=actor,
         products=tuple(Product(n, lot, day(expires)) for n, lot, expires in products),
         maintenance=maintenance, rule=None if rule is None else SpacingRule(*rule),
         gap_days=gap_days, spacing_override_reason=reason, cautions=tuple(cautions),
-        overrides=tuple(Override(c, j, b, parse(a)) for c, j, b, a in overrides))
+        overrides=tuple(Override(c, j, b, parse(a)) for c, j, b, a in overrides),
+        aftercare=aftercare,
+        protocol_rule=None if protocol_rule is None else SpacingRule(*protocol_rule),
+        adjustment=None if adjustment is None else Adjustment(
+            SpacingRule(*adjustment[0]), adjustment[1], adjustment[2], parse(adjustment[3])))
 
 
 class OverrideAsList(_AttrsAsList):
@@ -203,9 +221,38 @@ class ScheduledAsList(_AttrsAsList):
     name = "scheduled"
 
 
+class AdjustmentAsList(_AttrsAsList):
+    type = Adjustment
+    name = "adjustment"
+
+
+class ConsultationAsList(_AttrsAsList):
+    type = Consultation
+    name = "consultation"
+
+
+class FollowUpAsList(_AttrsAsList):
+    type = FollowUp
+    name = "follow_up"
+
+
+class SafetyAsDict(Transcoding):
+    """A course's safety parameters, by name (as a catalogue states them)."""
+
+    type = Safety
+    name = "safety"
+
+    def encode(self, obj: Safety) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> Safety:
+        return Safety.from_dict(data)
+
+
 def snapshot_transcodings() -> list[Transcoding]:
     """The course state's own types (events never hold them; snapshots do)."""
-    return [CourseStateAsList(), OverrideAsList(), ReactionAsList(), ScheduledAsList()]
+    return [CourseStateAsList(), OverrideAsList(), ReactionAsList(), ScheduledAsList(),
+            AdjustmentAsList(), ConsultationAsList(), FollowUpAsList(), SafetyAsDict()]
 
 
 class SnapshotStore(EventStore[UUID]):

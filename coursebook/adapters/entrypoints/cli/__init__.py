@@ -16,6 +16,7 @@ from coursebook.adapters.entrypoints.cli import (
     audit,
     backup,
     calendar,
+    catalogue,
     compliance,
     course,
     demo,
@@ -47,8 +48,8 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
     ctx.obj = Context.create(target, output_format, log_file)
 
 
-for module in (store, importing, course, calendar, compliance, audit, export, projections,
-               demo, verify, backup, migrate):
+for module in (store, catalogue, importing, course, calendar, compliance, audit, export,
+               projections, demo, verify, backup, migrate):
     module.register(cli)
 
 
