@@ -503,7 +503,7 @@ class _Course:
             performer=[ProcedurePerformer(actor=self.actors.who(e.actor))],
             bodySite=[_text(area, SYSTEMS["area"]) for area in e.areas],
             usedReference=[_ref(m) for m in medications], usedCode=used_code,
-            followUp=None if getattr(e, "aftercare", None) is None
+            followUp=None if e.aftercare is None
             else [_text(f"aftercare: {e.aftercare}")],
             note=notes or None, extension=extensions)
         self.procedures[e.session_no] = procedure
@@ -716,7 +716,7 @@ class _Course:
         e = reaction["event"]
         review = reaction["review"]
         judged = self.state.reactions[self.reactions.index(reaction)]
-        serious = e.severity >= 4 or bool(getattr(judged, "serious_kind", False))
+        serious = e.severity >= 4 or judged.serious_kind
         extensions = [_ext("severity-grade", valueInteger=e.severity)]
         if review is not None:
             extensions.append(_ext("review", extension=[
@@ -753,7 +753,7 @@ def _birth_date(value: str) -> Any:
 
 def _catalogue_digest(state: CourseState) -> list[Extension]:
     """The digest of the catalogue the course was opened under, when recorded."""
-    digest = (getattr(state, "catalogue", None) or {}).get("digest")
+    digest = state.catalogue.get("digest")
     return [] if not digest else [_sub("catalogue-digest", valueString=str(digest))]
 
 

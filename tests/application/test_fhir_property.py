@@ -49,7 +49,8 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(
         ["give"] * 6 + ["react"] * 6 + ["schedule"] * 3 + [
             "review", "review", "consult", "override", "reschedule", "cancel", "adjust",
-            "extend", "pause", "resume", "complete", "discontinue", "erase", "invalid"]))
+            "extend", "pause", "resume", "complete", "discontinue", "erase", "invalid",
+            "withdraw"] + ["follow_up"] * 5))
     match kind:
         case "consult":
             return {"command": "record_consultation", **base, "consent": draw(st.booleans()),
@@ -67,6 +68,7 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
                     "areas": draw(st.sampled_from([["face"], ["neck", "face"]])),
                     "dose_ml": draw(st.sampled_from([1, 2.5])),
                     "anaesthetic": draw(st.sampled_from([None, "lidocaine"])),
+                    "aftercare": "AC-1 v2",
                     **({"spacing_override_reason": "patient travels abroad soon"}
                        if draw(st.booleans()) else {})}
         case "schedule":
@@ -106,6 +108,14 @@ def commands(draw: st.DrawFn) -> dict[str, Any]:
             return {"command": "complete_course", **base}
         case "discontinue":
             return {"command": "discontinue_course", **base, "reason": "moved away"}
+        case "follow_up":
+            return {"command": "record_follow_up", **base,
+                    "session_no": draw(st.integers(1, 2)),
+                    "at": valid_time(draw(st.integers(30, 60)), 19),
+                    "outcome": draw(st.sampled_from(["as_expected", "concern"])),
+                    "notes": personal(patient_ref, "follow-up note")}
+        case "withdraw":
+            return {"command": "withdraw_consent", **base, "reason": "by letter"}
         case "erase":
             return {"command": "erase_patient", "at": at, "actor": "admin",
                     "patient_ref": patient_ref, "reason": "the patient asked"}
@@ -166,7 +176,7 @@ def test_the_export_never_fails_and_never_leaks(history: list[tuple[int, dict[st
     try:
         plain = app.export_fhir()
         check_bundle(plain)
-        for kind in ("Procedure", "AdverseEvent", "Appointment"):
+        for kind in ("Procedure", "AdverseEvent", "Appointment", "Observation"):
             event(f"{kind}: {bool(resources(plain, kind))}")
         assert MARK not in json.dumps(plain)
         assert BORN not in json.dumps(plain)
