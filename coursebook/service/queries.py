@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from coursebook.adapters.storage.integrity import SealHead, subject_name, verify_store
@@ -162,6 +162,32 @@ class Queries(Wiring):
         """The compliance document: `{"as_of", "courses", "findings": [...]}`, and
         `"what_if"` with `what_if` (see `compliance_report`)."""
         return self.compliance_report(as_of, known_at, what_if=what_if).document()
+
+    def export_fhir(self, course_ids: Iterable[str] | None = None, *,
+                    as_of: dt.datetime | str | None = None,
+                    known_at: dt.datetime | str | None = None,
+                    include_personal: bool = False) -> dict[str, Any]:
+        """The courses (all, or those of `course_ids`) as one HL7 FHIR R4 `Bundle` of type
+        `collection` (docs/fhir.md), as they stood at `as_of` (valid time) from the events
+        recorded at or before `known_at`, as its JSON document. Personal data only with
+        `include_personal`, and never a destroyed patient's. A course id that names no
+        course then is NOT_FOUND."""
+        # Imported on use: the FHIR models take a moment to load, and only this needs them.
+        from coursebook.projections.fhir import build_bundle, bundle_course_ids, bundle_document
+
+        moment = None if as_of is None else parse_timestamp(as_of, "as_of")
+        known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        wanted = None if course_ids is None else list(dict.fromkeys(course_ids))
+        with collector_paused():
+            bundle = build_bundle(self.report_events(), as_of=moment, known_at=known,
+                                  timestamp=self.clock.now(), course_ids=wanted,
+                                  include_personal=include_personal)
+            document = bundle_document(bundle)
+        missing = sorted(set(wanted or ()) - bundle_course_ids(document))
+        if missing:
+            raise Rejected(Code.NOT_FOUND, f"course {missing[0]!r} does not exist"
+                           + (" then" if moment or known else ""), "course_id")
+        return document
 
     def report_events(self) -> Any:
         """The events the compliance report reads, from the whole log, in recording order

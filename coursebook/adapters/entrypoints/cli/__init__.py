@@ -20,6 +20,7 @@ from coursebook.adapters.entrypoints.cli import (
     compliance,
     course,
     demo,
+    export,
     importing,
     keys,
     migrate,
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, target: str | None, output_format: str,
 
 
 for module in (store, catalogue, importing, course, calendar, compliance, recall, audit,
-               projections, demo, verify, backup, migrate, keys):
+               export, projections, demo, verify, backup, migrate, keys):
     module.register(cli)
 
 
