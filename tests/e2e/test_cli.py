@@ -237,7 +237,7 @@ class TestCourseShow:
         document = json.loads(result.stdout)
         assert (document["version"], document["sessions_given"]) == (2, 0)
 
-    @pytest.mark.parametrize("value", ["2024-03-04T09:30:00", "yesterday"])
+    @pytest.mark.parametrize("value", ["2024-03-31T02:30:00", "yesterday"])  # 02:30: a gap
     def test_a_bad_as_of_exits_2(self, store: str, value: str) -> None:
         result = coursebook("course", "show", "C1", "--as-of", value, db=store)
         assert result.returncode == 2
