@@ -36,7 +36,8 @@ def test_a_local_time_the_clocks_skip_or_repeat_is_refused_with_a_hint(value: st
         timestamp_option_value(value, "--as-of", PARIS)
     assert refused.value.code == EXIT_USAGE
     assert refused.value.message.startswith("--as-of: ")
-    assert refused.value.hint is not None and "offset" in refused.value.hint
+    assert refused.value.hint is not None
+    assert "offset" in refused.value.hint
 
 
 def test_a_malformed_timestamp_names_the_option_once_and_gives_examples() -> None:
@@ -44,7 +45,8 @@ def test_a_malformed_timestamp_names_the_option_once_and_gives_examples() -> Non
         timestamp_option_value("yesterday", "--as-of", PARIS)
     assert refused.value.code == EXIT_USAGE
     assert refused.value.message == "--as-of: is not an ISO-8601 timestamp"
-    assert refused.value.hint is not None and "2026-03-04" in refused.value.hint
+    assert refused.value.hint is not None
+    assert "2026-03-04" in refused.value.hint
 
 
 def test_an_absent_timestamp_option_is_none() -> None:

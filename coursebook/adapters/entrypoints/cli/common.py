@@ -92,14 +92,17 @@ class Context:
     log_stream: IO[str] | None = None
 
     @classmethod
-    def create(cls, target: str | None, output_format: str, log_file: str | None) -> Context:
+    def create(cls, target: str | None, output_format: str, log_file: str | None,
+               log_level: str = "info") -> Context:
         stream = None
         if log_file is not None:
             stream = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        import logging
+
         from coursebook.bootstrap import resolve_target
         from coursebook.logs import configure_logging
 
-        configure_logging(stream=stream)
+        configure_logging(stream=stream, level=getattr(logging, log_level.upper()))
         return cls(resolve_target(target), output_format, stream)
 
     @property
@@ -146,13 +149,14 @@ class DataTable:
 
     def rich(self) -> Table:
         from rich.table import Table
+        from rich.text import Text
 
-        out = Table(title=self.title, show_lines=False)
+        out = Table(title=None if self.title is None else Text(self.title), show_lines=False)
         for column in self.columns:
             # Wrapped, never cut: a narrow terminal gets taller rows, not shorter cells.
-            out.add_column(column, overflow="fold")
-        for row in self.rows:
-            out.add_row(*row)
+            out.add_column(Text(column), overflow="fold")
+        for row in self.rows:  # as text, never as rich markup
+            out.add_row(*(Text(cell) for cell in row))
         return out
 
     def tsv(self) -> str:
@@ -323,7 +327,7 @@ def run(command: click.Command) -> int:
 
 #: The global options (`coursebook --db T --format json SUB ...`) and whether they take a
 #: value; `hoist_global_options` accepts them after the sub-command too.
-GLOBAL_OPTIONS = {"--db": True, "--format": True, "--log-file": True}
+GLOBAL_OPTIONS = {"--db": True, "--format": True, "--log-file": True, "--log-level": True}
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
