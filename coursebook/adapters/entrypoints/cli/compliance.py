@@ -82,11 +82,9 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
         if not document["findings"]:
             console.print("No findings.")
             return
-        from coursebook.projections.compliance import SEVERITIES
-
         # The most severe first (the document keeps its order by time).
-        rows = sorted(document["findings"],
-                      key=lambda f: SEVERITIES.index(f["severity"]))
+        order = {"violation": 0, "warning": 1, "info": 2}
+        rows = sorted(document["findings"], key=lambda f: order.get(f["severity"], 3))
         console.print(table("Findings (most severe first, then by time)",
                             ["at", "severity", "code", "course", "session", "detail"],
                             [[local_time(f["at"], zone), f["severity"], f["code"],
