@@ -129,12 +129,13 @@ class TestImport:
             self, new_target: str) -> None:
         db = new_target
         coursebook("init", db=db)
-        result = coursebook("--format", "json", "import", "-", db=db,
+        result = coursebook("--format", "json", "--log-level", "debug", "import", "-", db=db,
                             stdin=b"\xef\xbb\xbf" + jsonl(*COURSE).replace(b"\n", b"\r\n"))
         assert result.returncode == 0
         assert one_json_document(result)["applied"] == 4
         log_lines = [json.loads(line) for line in result.stderr.splitlines() if line]
-        assert [entry["command"] for entry in log_lines] == [c["command"] for c in COURSE]
+        assert [entry["command"] for entry in log_lines
+                if entry["event"] == "command"] == [c["command"] for c in COURSE]
         assert b"Odile" not in result.stderr
 
     def test_log_lines_go_to_the_log_file_when_one_is_given(self, tmp_path: Path) -> None:
