@@ -276,7 +276,7 @@ def calendar_file(db: Path, tmp_path: Path, name: str) -> bytes:
 def events_of(data: bytes) -> list[Any]:
     parsed = list(vobject.readComponents(data.decode()))  # a second, independent reader
     assert len(parsed) == 1
-    return [c for c in icalendar.Calendar.from_ical(data).walk("VEVENT")]
+    return list(icalendar.Calendar.from_ical(data).walk("VEVENT"))
 
 
 class TestCalendarExport:
