@@ -147,8 +147,9 @@ class TestImport:
         assert result.stderr == b""
         assert b"applied 2" in result.stdout
         entries = [json.loads(line) for line in log.read_text().splitlines()]
-        assert [(e["command"], e["outcome"]) for e in entries] == [
-            ("register_practitioner", "applied"), ("open_course", "applied")]
+        # One line per batch at the default level (per command: rejected ones, or debug).
+        assert [(e["event"], e["commands"], e["applied"]) for e in entries] == [
+            ("batch", 2, 2)]
         assert "Odile" not in log.read_text()
 
     def test_a_missing_file_exits_2(self, store: str, tmp_path: Path) -> None:
