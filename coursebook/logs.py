@@ -63,7 +63,8 @@ def _value_text(value: Any) -> str:
 
 
 class Logger:
-    """A named logger whose `.info/.warning/.error(event, **fields)` emit one record."""
+    """A named logger whose `.debug/.info/.warning/.error(event, **fields)` emit one
+    record."""
 
     __slots__ = ("_logger",)
 
@@ -73,6 +74,10 @@ class Logger:
     @property
     def name(self) -> str:
         return self._logger.name
+
+    def debug(self, event: str, **fields: Any) -> None:
+        if self._logger.isEnabledFor(logging.DEBUG):
+            self._emit(logging.DEBUG, event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
         if self._logger.isEnabledFor(logging.INFO):
@@ -87,7 +92,7 @@ class Logger:
             self._emit(logging.ERROR, event, fields)
 
     def _emit(self, level: int, event: str, fields: dict[str, Any]) -> None:
-        # stacklevel 3: the record names the caller of info/warning/error, not this module.
+        # stacklevel 3: the record names the caller of debug/info/..., not this module.
         self._logger.log(level, _Message(event, fields),
                          extra={FIELDS: {"event": event, **fields}}, stacklevel=3)
 

@@ -260,7 +260,7 @@ class CalendarProjection(ViewProjection):
     def entries(self, start: dt.date | None = None,
                 end: dt.date | None = None) -> list[dict[str, Any]]:
         """The calendar between two local dates (inclusive, open when None), by day."""
-        sql = "SELECT entry FROM view_calendar WHERE entry IS NOT NULL AND erased = 0"
+        sql = "SELECT day, entry FROM view_calendar WHERE entry IS NOT NULL AND erased = 0"
         params: list[Any] = []
         if start is not None:
             sql += " AND day >= ?"
@@ -268,5 +268,8 @@ class CalendarProjection(ViewProjection):
         if end is not None:
             sql += " AND day <= ?"
             params.append(end.isoformat())
-        sql += " ORDER BY day, course_id"
-        return [orjson.loads(row[0]) for row in self.tables_view.query(sql, params)]
+        rows = [(row[0], orjson.loads(row[1])) for row in self.tables_view.query(sql, params)]
+        # By day; within a day the planned sessions by their time, then the unplanned ones.
+        rows.sort(key=lambda row: (row[0], row[1]["planned_at"] is None,
+                                   row[1]["planned_at"] or "", row[1]["course_id"]))
+        return [entry for _, entry in rows]

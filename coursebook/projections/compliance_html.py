@@ -11,6 +11,7 @@ patient identifier on the page is the pseudonymous `patient_ref`.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -202,33 +203,149 @@ def _detail_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+#: Each code in plain words: what happened, and the rule that judged it.
+EXPLANATIONS: dict[str, str] = {
+    "REACTION_UNREVIEWED": "A reaction of severity 3 or more was not reviewed by a physician "
+                           "within 48 hours of when it happened (a later review does not "
+                           "remove this).",
+    "SPACING_OVERRIDDEN": "A session was given sooner than the protocol's minimum spacing "
+                          "after the previous one, with a stated reason.",
+    "SPACING_EXCEEDED": "A session was given later than the protocol's maximum spacing after "
+                        "the previous one.",
+    "OVERDUE": "The course's next session is past the last day its spacing rule allows; the "
+               "finding names the rule that set that day (an interval adjusted later can "
+               "make a course overdue) and the day it became overdue.",
+    "CONTRAINDICATION_OVERRIDDEN": "A session was given while an absolute contraindication "
+                                   "was in force, overridden with a justification by a "
+                                   "physician.",
+    "SEVERE_REACTION": "A reaction of severity 3 or more was reported.",
+    "GIVEN_WITH_CAUTIONS": "A session was given while relative contraindications were in "
+                           "force (allowed, and worth knowing).",
+    "LICENSE_EXPIRING": "A practitioner's licence expires within 30 days.",
+}
+
+#: The detail fields that name a practitioner (staff ids, not personal data).
+_STAFF_FIELDS = ("given_by", "practitioner_id", "reported_by", "overridden_by", "actor",
+                 "by")
+
+
+def _staff(finding: Finding) -> set[str]:
+    return {str(finding.detail[key]) for key in _STAFF_FIELDS
+            if isinstance(finding.detail.get(key), str)}
+
+
+def _round(drawing: dict[str, Any]) -> dict[str, Any]:
+    """The drawing with every coordinate a whole pixel (fewer bytes, same picture)."""
+    def whole(value: Any) -> Any:
+        if isinstance(value, float):
+            return round(value)
+        if isinstance(value, dict):
+            return {k: whole(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [whole(v) for v in value]
+        return value
+    return {k: whole(v) for k, v in drawing.items()}
+
+
+def _infos(findings: list[Finding]) -> str:
+    """A course's information findings in one line, by code: `GIVEN_WITH_CAUTIONS at
+    sessions 1, 2, 3 (DIABETES)`."""
+    grouped: dict[str, tuple[list[str], set[str]]] = {}
+    for finding in findings:
+        sessions, codes = grouped.setdefault(finding.code, ([], set()))
+        if finding.session_no is not None:
+            sessions.append(str(finding.session_no))
+        found = finding.detail.get("codes")
+        if isinstance(found, list):
+            codes.update(str(code) for code in found)
+    parts = []
+    for code, (sessions, codes) in grouped.items():
+        text = code + (f" at session{'s' if len(sessions) > 1 else ''} {', '.join(sessions)}"
+                       if sessions else "")
+        parts.append(text + (f" ({', '.join(sorted(codes))})" if codes else ""))
+    return "; ".join(parts)
+
+
+def _finding_row(finding: Finding, zone: ZoneInfo) -> dict[str, Any]:
+    # The course's protocol is in its section's header; a "no" says nothing more.
+    detail = {key: value for key, value in finding.detail.items()
+              if key != "protocol" and value is not False}
+    row = {**finding.as_dict(), "local": _local(finding.at, zone), "lead": None,
+           "rows": _detail_rows(detail if finding.course_id else finding.detail)}
+    if finding.code == "OVERDUE":
+        rule = finding.detail.get("rule") or "the spacing rule"
+        row["lead"] = (f"overdue since {_local(finding.at, zone)} under {rule} "
+                       f"(latest day {finding.detail.get('latest')})")
+    return row
+
+
 def render_html(report: Report) -> str:
-    """The whole page as one string."""
+    """The whole page as one string: the summary first (counts by severity and code, each
+    code explained), a filter by severity, code and practitioner that needs no script,
+    then the courses worst first: one collapsed section each (its findings and spacing
+    timeline) for the courses with a violation or warning, one compact row each for
+    those with information only."""
     document = report.document()
+    zone = report.zone
     counted = dict.fromkeys(CODES, 0)
+    by_course: dict[str | None, list[Finding]] = {}
     for finding in report.findings:
-        counted[finding.code] += 1
+        counted[finding.code] = counted.get(finding.code, 0) + 1
+        by_course.setdefault(finding.course_id, []).append(finding)
     by_severity = {severity: sum(n for code, n in counted.items() if SEVERITY[code] == severity)
-                   for severity in ("violation", "warning", "info")}
-    findings = [{**finding.as_dict(), "local": _local(finding.at, report.zone),
-                 "rows": _detail_rows(finding.detail)} for finding in report.findings]
-    courses = []
-    for course_id in sorted({f.course_id for f in report.findings if f.course_id}):
+                   for severity in SEVERITIES}
+    affected: dict[str, int | None] = {code: len({
+        f.course_id for f in report.findings if f.code == code and f.course_id})
+        for code in counted}
+    for finding in by_course.get(None, []):  # about the clinic, not a course
+        affected[finding.code] = None
+    staff = sorted({name for finding in report.findings for name in _staff(finding)} |
+                   {s.actor for cid in by_course if cid for s in report.courses[cid].sessions})
+    staff_class = {name: f"p{n}" for n, name in enumerate(staff)}
+
+    attention: list[dict[str, Any]] = []
+    informed: list[dict[str, Any]] = []
+    for course_id, own in by_course.items():
+        if course_id is None:
+            continue
         state = report.courses[course_id]
-        own = report.findings_of(course_id)
-        courses.append({
+        tally = Counter(f.severity for f in own)
+        people = {s.actor for s in state.sessions} | {n for f in own for n in _staff(f)}
+        course: dict[str, Any] = {
             "course_id": course_id, "patient_ref": state.patient_ref,
             "indication": state.indication, "status": state.status,
-            "protocol": f"{state.protocol.label}",
-            "sessions_given": state.sessions_given,
+            "protocol": f"{state.protocol.label}", "sessions_given": state.sessions_given,
             "planned_sessions": state.planned_sessions,
             "erased": state.patient_ref in report.erased,
+            "tally": [(severity, tally[severity]) for severity in SEVERITIES
+                      if tally[severity]],
             "codes": sorted({f.code for f in own}, key=CODES.index),
-            "timeline": timeline(state, own, as_of=report.as_of, zone=report.zone)})
+            "classes": " ".join(sorted({f"s-{f.severity}" for f in own}
+                                       | {f"c-{f.code}" for f in own}
+                                       | {staff_class[p] for p in people if p in staff_class})),
+            "sort": (-tally["violation"], -tally["warning"], -tally["info"], course_id),
+            "findings": [_finding_row(f, zone) for f in sorted(
+                own, key=lambda f: (SEVERITIES.index(f.severity), f.sort_key()))
+                if f.severity != "info"],
+            "infos": _infos([f for f in own if f.severity == "info"])}
+        if tally["violation"] or tally["warning"]:
+            course["timeline"] = _round(timeline(state, own, as_of=report.as_of, zone=zone))
+            attention.append(course)
+        else:
+            informed.append(course)
+    attention.sort(key=lambda c: c["sort"])
+    informed.sort(key=lambda c: c["sort"])
+    clinic = [_finding_row(f, zone) for f in by_course.get(None, [])]
+    codes = sorted(counted, key=lambda code: (SEVERITIES.index(SEVERITY[code]),
+                                              CODES.index(code)))
     return _environment.get_template("compliance.html.j2").render(
-        as_of=document["as_of"], as_of_local=_local(report.as_of, report.zone),
-        known_at=iso(report.known_at), zone=str(report.zone), course_count=document["courses"],
-        counts=[(code, SEVERITY[code], counted[code]) for code in sorted(
-            CODES, key=lambda code: (SEVERITIES.index(SEVERITY[code]), CODES.index(code)))],
-        by_severity=by_severity, findings=findings, courses=courses, meaning=MEANING,
-        what_if=report.what_if)
+        as_of=document["as_of"], as_of_local=_local(report.as_of, zone),
+        known_at=iso(report.known_at), zone=str(zone), course_count=document["courses"],
+        finding_count=len(report.findings),
+        counts=[(code, SEVERITY[code], counted[code], affected[code],
+                 EXPLANATIONS.get(code) or MEANING.get(code, "")) for code in codes],
+        severities=SEVERITIES, by_severity=by_severity,
+        codes=[code for code in codes if affected[code]],  # the codes a course can have
+        staff=[(staff_class[name], name) for name in staff],
+        attention=attention, informed=informed, clinic=clinic, lane=LANE, width=WIDTH,
+        height=HEIGHT, left=LEFT, right=WIDTH - RIGHT, what_if=report.what_if)

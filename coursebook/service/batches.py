@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 from uuid import UUID
 
@@ -100,17 +101,23 @@ class Batching(Commanding):
         for _, _, result, _ in results:
             if isinstance(result, Outcome) and result.command == "erase_patient":
                 self._shred(result.subject)
+        outcomes = Counter("rejected" if isinstance(result, Rejected) else result.status
+                           for _, _, result, _ in results)
         for raw, command_id, result, took in results:
-            log_result(raw, command_id, result, took)
+            log_result(raw, command_id, result, took, in_batch=True)
+        log.info("batch", commands=len(results), **dict(sorted(outcomes.items())),
+                 duration_ms=round(sum(took for *_, took in results) * 1000, 3))
         return [result for _, _, result, _ in results]
 
     def import_lines(self, data: bytes | str | Iterable[str] | IO[bytes], *,
-                     stop_on_error: bool = False, batch: int | None = None) -> ImportReport:
+                     stop_on_error: bool = False, batch: int | None = None,
+                     progress: Callable[[int], None] | None = None) -> ImportReport:
         """Applies JSON Lines commands (a file's bytes or text, an iterable of lines, or a
         binary file, read line by line) in order, each atomically, `batch` lines per
         transaction; returns the report. A line longer than 4 MiB is rejected `INVALID`;
         input with no line end in 256 MiB raises `UnusableInput` once the lines before it
-        are applied.
+        are applied. `progress(line)` is called after each batch with the number of the
+        last line it settled.
 
         A store that stops answering raises `StoreUnavailable` naming the lines of the
         batch under way; the lines before them are recorded, and running the same
@@ -134,6 +141,8 @@ class Batching(Commanding):
             clean = True
             for (number, raw), result in zip(pending, results, strict=False):
                 clean = report.count(number, raw, result) and clean
+            if progress is not None:
+                progress(pending[-1][0])
             pending.clear()
             return clean or not stop_on_error
 

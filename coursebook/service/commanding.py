@@ -429,8 +429,10 @@ def _settle_known(receipt: CommandReceipt | None, command_id: str,
 
 
 def log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,
-                seconds: float) -> None:
-    """The one log line per command: names, ids, outcome, code, duration; never a body."""
+                seconds: float, *, in_batch: bool = False) -> None:
+    """The one log line per command: names, ids, outcome, code, duration; never a body.
+    In a batch (`in_batch`), only a rejected command is logged at info level, the others
+    at debug: the batch logs its own line."""
     name = raw.get("command") if isinstance(raw, dict) else None
     name = name if isinstance(name, str) and name in COMMANDS else "?"
     duration_ms = round(seconds * 1000, 3)
@@ -438,9 +440,10 @@ def log_result(raw: Any, command_id: str | None, result: Outcome | Rejected,
         log.info("command", command=name, command_id=command_id, outcome="rejected",
                  code=str(result.code), field=result.field, duration_ms=duration_ms)
         return
-    log.info("command", command=name, command_id=command_id, outcome=result.status,
-             subject=result.subject if name != "erase_patient" else None,
-             version=result.version, duration_ms=duration_ms)
+    (log.debug if in_batch else log.info)(
+        "command", command=name, command_id=command_id, outcome=result.status,
+        subject=result.subject if name != "erase_patient" else None,
+        version=result.version, duration_ms=duration_ms)
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -7,6 +7,7 @@ The service's other parts (commanding, batches, command methods, queries) build 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
@@ -347,6 +348,17 @@ class Wiring(Application[UUID]):
 
     def is_initialised(self) -> bool:
         return self._load(ClinicSettings, CLINIC_ID, copy=False) is not None
+
+    @property
+    def store_identity(self) -> str:
+        """A stable name of this store (16 hex digits), the same in its backups and
+        different for every `init`: derived from the moment its clinic settings were
+        recorded. Exports use it to keep their identifiers apart between clinics."""
+        settings = self._load(ClinicSettings, CLINIC_ID, copy=False)
+        if settings is None:
+            raise StoreUnavailable("the store holds no clinic settings (run init)")
+        seed = f"{settings.created_on.isoformat()}|{settings.timezone}".encode()
+        return hashlib.sha256(seed).hexdigest()[:16]
 
 
 def _master_key(env: Mapping[str, str] | None) -> MasterKey:

@@ -129,12 +129,13 @@ class TestImport:
             self, new_target: str) -> None:
         db = new_target
         coursebook("init", db=db)
-        result = coursebook("--format", "json", "import", "-", db=db,
+        result = coursebook("--format", "json", "--log-level", "debug", "import", "-", db=db,
                             stdin=b"\xef\xbb\xbf" + jsonl(*COURSE).replace(b"\n", b"\r\n"))
         assert result.returncode == 0
         assert one_json_document(result)["applied"] == 4
         log_lines = [json.loads(line) for line in result.stderr.splitlines() if line]
-        assert [entry["command"] for entry in log_lines] == [c["command"] for c in COURSE]
+        assert [entry["command"] for entry in log_lines
+                if entry["event"] == "command"] == [c["command"] for c in COURSE]
         assert b"Odile" not in result.stderr
 
     def test_log_lines_go_to_the_log_file_when_one_is_given(self, tmp_path: Path) -> None:
@@ -146,8 +147,9 @@ class TestImport:
         assert result.stderr == b""
         assert b"applied 2" in result.stdout
         entries = [json.loads(line) for line in log.read_text().splitlines()]
-        assert [(e["command"], e["outcome"]) for e in entries] == [
-            ("register_practitioner", "applied"), ("open_course", "applied")]
+        # One line per batch at the default level (per command: rejected ones, or debug).
+        assert [(e["event"], e["commands"], e["applied"]) for e in entries] == [
+            ("batch", 2, 2)]
         assert "Odile" not in log.read_text()
 
     def test_a_missing_file_exits_2(self, store: str, tmp_path: Path) -> None:
@@ -237,7 +239,7 @@ class TestCourseShow:
         document = json.loads(result.stdout)
         assert (document["version"], document["sessions_given"]) == (2, 0)
 
-    @pytest.mark.parametrize("value", ["2024-03-04T09:30:00", "yesterday"])
+    @pytest.mark.parametrize("value", ["2024-03-31T02:30:00", "yesterday"])  # 02:30: a gap
     def test_a_bad_as_of_exits_2(self, store: str, value: str) -> None:
         result = coursebook("course", "show", "C1", "--as-of", value, db=store)
         assert result.returncode == 2

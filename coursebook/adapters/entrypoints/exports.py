@@ -4,12 +4,19 @@ read as a formula is written with a leading apostrophe).
 
 iCalendar: one VEVENT per calendar entry, in the clinic's zone. A planned session is a
 30-minute event at its planned time; an unplanned one is an all-day event on its target
-date, spanning nothing else (the window is in the description). The UID is derived from
-the course and session number only (`<course_id>.session-<n>@coursebook`), so exporting
-again after a reschedule updates the entry in a calendar application instead of
-duplicating it; SEQUENCE grows with the course's version for the same reason. Blocked
-entries say so in their summary (`BLOCKED: CODES`), carry STATUS:TENTATIVE and the
-category `blocked`. Nothing personal is written: the patient appears by `patient_ref`.
+date, spanning nothing else (the window is in the description). A VEVENT rather than a
+VTODO with DUE = latest: a front desk books appointments in a calendar, and calendar
+clients show events on the day while many hide or ignore to-dos. The UID is derived from
+the store's identity, the course and the session number
+(`<course_id>.session-<n>.<store>@coursebook`): the same in every export of one store and
+never the same between two clinics, so exporting again after a reschedule updates the
+entry instead of duplicating it. SEQUENCE is the course's version and LAST-MODIFIED the
+recording time of its last event, so both grow when a session moves (clients that
+import rather than subscribe take the newer one); DTSTAMP is the export's moment. The
+VTIMEZONE is icalendar's own, generated from the zone's rules for the years the entries
+span. Blocked entries say so in their summary (`BLOCKED: CODES`), carry STATUS:TENTATIVE
+and the category `blocked`. Nothing personal is written: the patient appears by
+`patient_ref`.
 """
 
 from __future__ import annotations
@@ -35,24 +42,53 @@ AUDIT_CSV_COLUMNS = ("position", "recorded_at", "at", "subject", "event", "actor
                      "detail")
 
 
-def entry_uid(entry: Mapping[str, Any]) -> str:
-    return f"{entry['course_id']}.session-{entry['session_no']}@coursebook"
+def entry_uid(entry: Mapping[str, Any], store: str = "") -> str:
+    scope = f".{store}" if store else ""
+    return f"{entry['course_id']}.session-{entry['session_no']}{scope}@coursebook"
+
+
+def course_revisions(audit: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, str]]:
+    """Course id -> (its number of events, the recording time of the last one), from the
+    audit trail: what SEQUENCE and LAST-MODIFIED of its calendar entry are made of."""
+    out: dict[str, tuple[int, str]] = {}
+    for row in audit:
+        subject = row["subject"]
+        count = out.get(subject, (0, ""))[0]
+        out[subject] = (count + 1, row["recorded_at"])
+    return out
+
+
+def _span(entries: list[Mapping[str, Any]], stamp: dt.datetime) -> tuple[dt.date, dt.date]:
+    days = [dt.date.fromisoformat(e["target"]) for e in entries]
+    days.append(stamp.date())
+    return (dt.date(min(days).year - 1, 1, 1), dt.date(max(days).year + 2, 1, 1))
 
 
 def calendar_ics(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo, *,
-                 stamp: dt.datetime) -> bytes:
-    """The calendar as an RFC 5545 document, times in `zone`."""
+                 stamp: dt.datetime, store: str = "",
+                 revisions: Mapping[str, tuple[int, str]] | None = None) -> bytes:
+    """The calendar as an RFC 5545 document, times in `zone` (see the module's text);
+    `store` scopes the UIDs, `revisions` (`course_revisions`) gives SEQUENCE and
+    LAST-MODIFIED."""
+    entries = list(entries)
+    first, last = _span(entries, stamp)
     cal = Calendar()
     cal.add("prodid", "-//coursebook//calendar//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "coursebook: next sessions")
     cal.add("x-wr-timezone", zone.key)
-    cal.add_component(Timezone.from_tzinfo(zone))
+    cal.add_component(Timezone.from_tzinfo(zone, tzid=zone.key, first_date=first,
+                                           last_date=last))
     for entry in entries:
         event = Event()
-        event.add("uid", entry_uid(entry))
+        event.add("uid", entry_uid(entry, store))
         event.add("dtstamp", stamp.astimezone(dt.UTC))
+        revision = (revisions or {}).get(entry["course_id"])
+        if revision is not None:
+            event.add("sequence", revision[0])
+            event.add("last-modified",
+                      dt.datetime.fromisoformat(revision[1]).astimezone(dt.UTC))
         blocked = list(entry["blocked_by"])
         title = f"{entry['course_id']}: session {entry['session_no']}"
         if blocked:

@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Hashable, Iterator
 from typing import Any, Protocol, cast
 from uuid import UUID
@@ -585,8 +586,10 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None,
                  keyring: Any = None) -> dict[str, Any]:
     """Checks every stored event against its tag and the seal chain (catching up first).
 
-    Returns `{"ok", "events", "problems", "head"}`; problems are ordered by position, so
-    the first one names the first bad place."""
+    Returns `{"ok", "events", "other_records", "problems", "head"}`: `events` counts the
+    facts (what the audit trail lists), `other_records` the records checked besides
+    them (command receipts, personal-data records); problems are ordered by position,
+    so the first one names the first bad place."""
     catch_up(chain)
     table: SealTable = chain.table
     key: bytes = chain.key
@@ -636,8 +639,11 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None,
     patients: dict[str, str] = {}
     erased: set[str] = set()
     sealed_for: set[str] = set()
+    others = 0
     for n in _notifications(chain, 0):
         events += 1
+        if _OTHER_RECORDS.search(n.topic):
+            others += 1
         oid, version = _hex(n.originator_id), n.originator_version
         _note_keys(n, oid, patients, erased, sealed_for)
         while next_link is not None and next_link.position < n.id:
@@ -696,8 +702,13 @@ def verify_store(chain: SealChain, *, against: SealHead | None = None,
             if oid not in names:
                 names[oid] = subject_name(chain, oid)
             p["subject"] = names[oid] or oid
-    return {"ok": not problems, "events": events, "problems": problems,
-            "head": SealHead(tracked, head_mac.hex(), events)}
+    return {"ok": not problems, "events": events - others, "other_records": others,
+            "problems": problems, "head": SealHead(tracked, head_mac.hex(), events)}
+
+
+#: The stored records that are not facts of the trail: what a command's receipt and a
+#: patient's personal data are kept as (any of their topics' names).
+_OTHER_RECORDS = re.compile(r":(CommandReceipt|PatientRecord)\.")
 
 
 # -- the key table ---------------------------------------------------------------------------

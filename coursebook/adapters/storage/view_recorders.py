@@ -338,10 +338,13 @@ class ViewStatus:
     position: int
     head: int
     pending: int
+    last_event: int = 0
+    """The position of the log's last event of the kinds the view follows (what
+    `position` reaches when the view is up to date; `head` may be past it)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "position": self.position, "head": self.head,
-                "pending": self.pending,
+                "last_event": self.last_event, "pending": self.pending,
                 "up_to_date": self.pending == 0 and self.position <= self.head}
 
 
@@ -480,14 +483,17 @@ class ViewRunner:
         head = self.app.recorder.max_notification_id() or 0
         pending = 0
         start = position + 1
+        last_event = position
         names = self._names(self.projection.topics)[0]
         while True:
             page = self.app.recorder.select_notifications(start, 10_000, topics=names)
             pending += len(page)
+            if page:
+                last_event = page[-1].id
             if len(page) < 10_000:
                 break
             start = page[-1].id + 1
-        return ViewStatus(self.name, position, head, pending)
+        return ViewStatus(self.name, position, head, pending, last_event)
 
 
 def rebuild_together(runners: Sequence[ViewRunner], *,

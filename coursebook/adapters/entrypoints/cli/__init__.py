@@ -42,12 +42,19 @@ __all__ = ["cli", "main"]
               default="table", show_default=True, help="Output: tables or one JSON document.")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
               help="Write log lines here instead of standard error.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info",
+              show_default=True, help="debug: also one line per command applied in a batch "
+                                      "(info logs one per batch and per rejected line).")
 @click.version_option(package_name="coursebook")
 @click.pass_context
 def cli(ctx: click.Context, target: str | None, output_format: str,
-        log_file: str | None) -> None:
-    """Treatment courses for aesthetic clinics: what was done, why, and whether it was safe."""
-    ctx.obj = Context.create(target, output_format, log_file)
+        log_file: str | None, log_level: str) -> None:
+    """Treatment courses for aesthetic clinics: what was done, why, and whether it was safe.
+
+    Global options may come before or after the sub-command. Not on a terminal, tables
+    are printed whole as tab-separated values; --format json prints one JSON document.
+    """
+    ctx.obj = Context.create(target, output_format, log_file, log_level)
 
 
 for module in (store, catalogue, importing, course, calendar, compliance, recall, audit,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,8 +22,8 @@ if TYPE_CHECKING:  # imported where used: `--help` and JSON output need none of 
     from coursebook import Coursebook
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_STORE", "EXIT_TAMPERED", "EXIT_USAGE", "Context",
-           "check_export_path", "emit", "run", "timestamp_option_value", "user_error",
-           "write_export"]
+           "Output", "check_export_path", "emit", "local_time", "plural", "run",
+           "timestamp_option_value", "user_error", "write_export"]
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TAMPERED, EXIT_STORE = 0, 1, 2, 3, 4
 EXIT_INTERNAL = 70
@@ -30,23 +31,49 @@ EXIT_INTERNAL = 70
 
 
 class UserError(click.ClickException):
-    """A message for the user and an exit code, without a traceback."""
+    """A message for the user and an exit code, without a traceback. The message starts
+    with the option or field at fault (`--as-of: ...`); `hint` says what to do instead."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
         super().__init__(message)
         self.code = exit_code
+        self.hint = hint
 
 
-def user_error(message: str, exit_code: int = EXIT_USAGE) -> UserError:
-    return UserError(message, exit_code)
+def user_error(message: str, exit_code: int = EXIT_USAGE, hint: str | None = None) -> UserError:
+    return UserError(message, exit_code, hint)
+
+
+def say_error(message: str, hint: str | None = None) -> None:
+    """The one style of every error on standard error: `coursebook: error: MESSAGE`, then
+    `  hint: ...` when there is something to suggest."""
+    click.echo(f"coursebook: error: {message}", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 session`, `2 sessions`, `0 calendar entries` (with `plural_form`)."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
+def local_time(value: str | None, zone: dt.tzinfo, *, seconds: bool = False) -> str:
+    """A UTC timestamp of a document as people read it: the local time in the clinic zone
+    (`2026-12-10 10:00`); the zone is named once, in the column or the title."""
+    if not value:
+        return "-"
+    moment = dt.datetime.fromisoformat(value).astimezone(zone)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds or moment.second
+                           else "%Y-%m-%d %H:%M")
 
 
 def write_export(option: str, path: str, content: str | bytes, what: str, *,
-                 force: bool = False) -> None:
-    """Writes an export asked for by `option` (e.g. `--csv`) and says so on stderr; a
-    path refused (the store's own files, a symbolic link, an existing file without
-    `--force`: adapters/entrypoints/export_files.py) or unwritable is a usage error
-    naming the option."""
+                 force: bool = False, quiet: bool = False) -> None:
+    """Writes an export asked for by `option` (e.g. `--csv`) and says so in one line on
+    standard error (`wrote 3 audit rows to FILE`), or not at all when `quiet`; a path
+    refused (the store's own files, a symbolic link, an existing file without `--force`:
+    adapters/entrypoints/export_files.py) or unwritable is a usage error naming the
+    option."""
     from coursebook.adapters.entrypoints.export_files import ExportRefused
     from coursebook.adapters.entrypoints.export_files import write_export as write_file
 
@@ -56,8 +83,10 @@ def write_export(option: str, path: str, content: str | bytes, what: str, *,
         raise user_error(error.message) from None
     except OSError as error:
         raise user_error(f"{option}: cannot write {path}: "
-                         f"{error.strerror or type(error).__name__}") from None
-    click.echo(f"coursebook: wrote {what} to {path}", err=True)
+                         f"{error.strerror or type(error).__name__}",
+                         hint="check that the directory exists and is writable") from None
+    if not quiet:
+        click.echo(f"coursebook: wrote {what} to {path}", err=True)
 
 
 def check_export_path(option: str, path: str, *, force: bool = False) -> None:
@@ -83,7 +112,10 @@ class Context:
     log_stream: IO[str] | None = None
 
     @classmethod
-    def create(cls, target: str | None, output_format: str, log_file: str | None) -> Context:
+    def create(cls, target: str | None, output_format: str, log_file: str | None,
+               log_level: str = "info") -> Context:
+        import logging
+
         from coursebook.bootstrap import resolve_target
         from coursebook.logs import configure_logging
 
@@ -91,7 +123,7 @@ class Context:
         stream = None
         if log_file is not None:
             stream = _open_log_file(log_file, resolved)
-        configure_logging(stream=stream)
+        configure_logging(stream=stream, level=getattr(logging, log_level.upper()))
         return cls(resolved, output_format, stream)
 
     @property
@@ -134,25 +166,96 @@ def dumps(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
 
 
-def emit(ctx: Context, document: Any, render: Callable[[Console], None] | None = None) -> None:
-    """Prints the JSON document, or its human rendering on a terminal-friendly console."""
+def emit(ctx: Context, document: Any, render: Callable[[Any], None] | None = None) -> None:
+    """Prints the JSON document, or its human rendering (see `Output`)."""
     if ctx.json or render is None:
         click.echo(dumps(document))
         return
-    from rich.console import Console
-
-    render(Console(soft_wrap=False))
+    render(Output(terminal=stdout_is_terminal()))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    from rich.table import Table
+class DataTable:
+    """A table of text cells, as `table()` builds it: `Output` prints it whole."""
 
-    out = Table(title=title, show_lines=False)
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        out.add_row(*["" if cell is None else str(cell) for cell in row])
-    return out
+    def __init__(self, title: str | None, columns: Sequence[str],
+                 rows: Sequence[Sequence[Any]]) -> None:
+        self.title = title
+        self.columns = list(columns)
+        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+
+    def __rich__(self) -> Table:
+        return self.rich()
+
+    def rich(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
+        out = Table(title=None if self.title is None else Text(self.title), show_lines=False)
+        for column in self.columns:
+            # Wrapped, never cut: a narrow terminal gets taller rows, not shorter cells.
+            out.add_column(Text(column), overflow="fold")
+        for row in self.rows:  # as text, never as rich markup
+            out.add_row(*(Text(cell) for cell in row))
+        return out
+
+    def tsv(self) -> str:
+        lines = [] if self.title is None else [f"# {self.title}"]
+        for row in [self.columns, *self.rows]:
+            lines.append("\t".join(_tsv_cell(cell) for cell in row))
+        return "\n".join(lines)
+
+
+def _tsv_cell(cell: str) -> str:
+    return cell.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") \
+        .replace("\r", "\\r")
+
+
+class Output:
+    """Where the human rendering goes. On a terminal: rich, tables wrapped to its width
+    (cells are folded onto more lines, never cut). Not a terminal (a pipe, a file): text
+    lines as they are and every table complete, as tab-separated values: a `# title` line,
+    a header row, then one line per row (tab, newline, carriage return and backslash in a
+    cell written `\\t`, `\\n`, `\\r`, `\\\\`). `--format json` is the document to parse."""
+
+    def __init__(self, *, terminal: bool) -> None:
+        self.terminal = terminal
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = (Console(soft_wrap=False) if self.terminal else
+                             Console(soft_wrap=True, width=100_000, color_system=None,
+                                     force_terminal=False))
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not objects:
+            if self.terminal:
+                self.console.print()
+            else:
+                click.echo("")
+        for item in objects:
+            if isinstance(item, DataTable):
+                if self.terminal:
+                    self.console.print(item.rich())
+                else:
+                    click.echo(item.tsv())
+            elif isinstance(item, str) and not self.terminal:
+                if kwargs.get("markup", True):
+                    from rich.text import Text
+
+                    item = Text.from_markup(item).plain
+                click.echo(item)
+            else:
+                self.console.print(item, **kwargs)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+          ) -> DataTable:
+    return DataTable(title, columns, rows)
 
 
 def not_found(ctx: Context, error: Rejected) -> None:
@@ -160,45 +263,80 @@ def not_found(ctx: Context, error: Rejected) -> None:
     if ctx.json:
         click.echo(dumps({"code": str(error.code), "message": error.message}))
     else:
-        click.echo(f"{error.code}: {error.message}", err=True)
+        say_error(f"{error.code}: {error.message}")
     raise SystemExit(EXIT_REJECTED)
 
 
-def timestamp_option_value(value: str | None, option: str) -> dt.datetime | None:
+#: What every timestamp option's help says about the forms it takes.
+TIMESTAMP_HELP = ("TS: 2026-03-04T10:30:00+01:00 or ...Z; without an offset, a local time in "
+                  "the clinic zone (2026-03-04T10:30 or '2026-03-04 10:30'); a date alone "
+                  "(2026-03-04) is the start of that local day in the clinic zone.")
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}(Z)?")
+
+
+def timestamp_option_value(value: str | None, option: str,
+                           zone: dt.tzinfo | None = None) -> dt.datetime | None:
+    """A timestamp option as people type it (see `TIMESTAMP_HELP`): with an offset as
+    given; a date alone, the start of that local day in `zone` (`YYYY-MM-DDZ`: in UTC); a
+    local time without an offset, in `zone`, refused when the clocks skip or repeat it
+    there. Without `zone` (the store not open yet) only the form is checked, in UTC."""
     if value is None:
         return None
     from coursebook import parse_timestamp
 
+    text = value.strip()
+    place = zone or dt.UTC
+    date_only = _DATE_ONLY.fullmatch(text)
+    if date_only:
+        text = text[:10] + ("T00:00:00" if date_only.group(1) is None else "T00:00:00Z")
     try:
-        return parse_timestamp(value, option)
+        naive = dt.datetime.fromisoformat(text) if len(text) <= 64 else None
+    except ValueError:
+        naive = None
+    if naive is not None and naive.tzinfo is None:
+        local = naive.replace(tzinfo=place)
+        there = local.astimezone(dt.UTC).astimezone(place)
+        if there.replace(tzinfo=None) != naive or \
+                naive.replace(fold=1, tzinfo=place).utcoffset() != local.utcoffset():
+            raise user_error(f"{option}: {value} does not name one moment in the clinic "
+                             f"zone {getattr(place, 'key', place)} (the clocks change then)",
+                             hint="give a UTC offset, e.g. 2026-03-29T02:30:00+01:00")
+        text = local.isoformat()
+    try:
+        return parse_timestamp(text, option)
     except Rejected as error:
-        raise user_error(error.message) from None  # the message names the option
+        raise user_error(error.message, hint="e.g. 2026-03-04, 2026-03-04T10:30 (clinic "
+                         "zone) or 2026-03-04T10:30:00+01:00") from None  # names the option
 
 
 def run(command: click.Command) -> int:
     """Runs the CLI and turns every outcome into an exit code, never a traceback."""
     try:
-        command.main(standalone_mode=False)
+        command.main(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except UserError as error:
-        click.echo(f"coursebook: {error.message}", err=True)
+        say_error(error.message, error.hint)
         return error.code
+    except click.UsageError as error:
+        say_error(_usage_message(error), _usage_hint(error))
+        return EXIT_USAGE
     except click.ClickException as error:
-        error.show()
+        say_error(error.format_message())
         return EXIT_USAGE
     except click.exceptions.Abort:
         return EXIT_USAGE
     except SystemExit as done:
         return int(done.code or 0)
     except StoreUnavailable as error:
-        click.echo(f"coursebook: {error}", err=True)
+        say_error(str(error))
         return EXIT_STORE
     except Tampered as error:  # an answer would rest on a changed record: none is given
         click.echo(f"coursebook: {error}", err=True)
         return EXIT_TAMPERED
     except CoursebookError as error:
-        click.echo(f"coursebook: {error}", err=True)
+        say_error(str(error))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -227,6 +365,52 @@ def run(command: click.Command) -> int:
                    "was recorded for the command being applied", err=True)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+#: The global options (`coursebook --db T --format json SUB ...`) and whether they take a
+#: value; `hoist_global_options` accepts them after the sub-command too.
+GLOBAL_OPTIONS = {"--db": True, "--format": True, "--log-file": True, "--log-level": True}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`coursebook course show C-1 --format json` as `coursebook --format json course
+    show C-1`: the global options found after the sub-command are moved before it (not
+    after `--`, and never a value that another option takes)."""
+    start = 0
+    while start < len(args) and args[start].startswith("-"):  # the options before SUB
+        name = args[start].split("=", 1)[0]
+        start += 2 if GLOBAL_OPTIONS.get(name) and "=" not in args[start] else 1
+    if start >= len(args):
+        return args
+    head, rest, tail = list(args[:start]), [], list(args[start:])
+    index = 0
+    while index < len(tail):
+        item = tail[index]
+        if item == "--":
+            rest.extend(tail[index:])
+            break
+        name = item.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in item
+            if takes_value and index + 1 >= len(tail):
+                rest.append(item)  # click says the value is missing
+                break
+            head.extend(tail[index:index + 1 + takes_value])
+            index += 1 + takes_value
+            continue
+        rest.append(item)
+        index += 1
+    return head + rest
+
+
+def _usage_message(error: click.UsageError) -> str:
+    return error.format_message()  # click's own text names the option or argument
+
+
+def _usage_hint(error: click.UsageError) -> str:
+    ctx = error.ctx
+    path = ctx.command_path if ctx is not None else "coursebook"
+    return f"see `{path} --help`"
 
 
 def stdout_is_terminal() -> bool:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from coursebook.adapters.entrypoints.cli.common import Context, emit, not_found, table
-from coursebook.errors import Code, Rejected
+from coursebook.adapters.entrypoints.cli.common import Context, emit, table, user_error
 
 if TYPE_CHECKING:  # the engine is imported where used: start-up and `--help` need none
     from rich.console import Console
@@ -32,23 +31,38 @@ def projections() -> None:
 @projections.command()
 @click.pass_obj
 def status(ctx: Context) -> None:
-    """The position of each view against the head of the log."""
+    """The position of each view against the log's last event of the kinds it follows."""
     with ctx.store() as app:
         documents = app.views_status()
 
     def render(console: Console) -> None:
-        console.print(table("Views", ["view", "position", "log head", "pending", "up to date"],
-                            [[d["name"], d["position"], d["head"], d["pending"],
-                              "yes" if d["up_to_date"] else "no"] for d in documents]))
+        console.print(table("Views (positions in the log; the log's last event is the last "
+                            "of the kinds the view follows)",
+                            ["view", "position", "log's last event", "events pending",
+                             "up to date", "log head (any record)"],
+                            [[d["name"], d["position"], d["last_event"], d["pending"],
+                              "yes" if d["up_to_date"] else "no", d["head"]]
+                             for d in documents]))
 
     emit(ctx, documents, render)
 
 
+class _Reach:
+    """The last `(position, head)` a rebuild reported: how far in the log it read."""
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def __call__(self, position: int, head: int) -> None:
+        self.position = max(self.position, position)
+
+
 @contextmanager
-def _progress_bar(name: str) -> Iterator[Any]:
-    """A rich progress bar on a terminal (standard error); nothing otherwise."""
+def _progress_bar(name: str, reach: _Reach) -> Iterator[Any]:
+    """A rich progress bar on a terminal (standard error) of the log positions read (what
+    the table reports as `log read`); otherwise only `reach` is kept."""
     if not sys.stderr.isatty():
-        yield None
+        yield reach
         return
     from rich.console import Console
     from rich.progress import (
@@ -59,12 +73,13 @@ def _progress_bar(name: str) -> Iterator[Any]:
         TimeElapsedColumn,
     )
 
-    with Progress(TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True),
+    with Progress(TextColumn(f"rebuilding {name}: log read"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
                   transient=False) as bar:
         task = bar.add_task(name, total=None)
 
         def update(position: int, head: int) -> None:
+            reach(position, head)
             bar.update(task, completed=position, total=head)
 
         yield update
@@ -79,21 +94,24 @@ def rebuild(ctx: Context, name: str | None) -> None:
     with ctx.store() as app:
         views = app.view_names()
         if name is not None and name not in views:
-            not_found(ctx, Rejected(Code.NOT_FOUND, f"no view named {name!r} (views: "
-                                    f"{', '.join(views)})", "name"))
+            raise user_error(f"NAME: no view named {name!r}",
+                             hint=f"the views are {', '.join(views)}")
         names = [name] if name is not None else list(views)
         for view in names:
             started = time.perf_counter()
-            with _progress_bar(view) as progress:
+            reach = _Reach()
+            with _progress_bar(view, reach) as progress:
                 events = app.rebuild_views(view, progress=progress)
             seconds = time.perf_counter() - started
-            results.append({"name": view, "events": events, "seconds": round(seconds, 3),
+            results.append({"name": view, "events": events, "log_read": reach.position,
+                            "seconds": round(seconds, 3),
                             "events_per_second": round(events / seconds) if seconds else None})
 
     def render(console: Console) -> None:
-        console.print(table("Rebuilt", ["view", "events", "seconds", "events/s"],
-                            [[r["name"], r["events"], r["seconds"], r["events_per_second"]]
-                             for r in results]))
+        console.print(table("Rebuilt (events applied to the view; log positions read)",
+                            ["view", "events", "log read", "seconds", "events/s"],
+                            [[r["name"], r["events"], r["log_read"], r["seconds"],
+                              r["events_per_second"]] for r in results]))
 
     emit(ctx, {"rebuilt": results}, render)
 

@@ -17,6 +17,7 @@ from coursebook.adapters.entrypoints.cli.common import (
     Context,
     check_export_path,
     emit,
+    plural,
     table,
     user_error,
     write_export,
@@ -61,7 +62,10 @@ def verify(ctx: Context, seal_file: str | None, against_file: str | None,
 
     def render(console: Any) -> None:
         if result["ok"]:
-            console.print(f"ok: {result['events']} events, none changed, deleted or reordered")
+            console.print(f"ok: {plural(result['events'], 'event')} (and "
+                          f"{plural(result['other_records'], 'other record')}: command "
+                          "receipts, personal data) checked, none changed, deleted or "
+                          "reordered")
         else:
             console.print(table("Tampering found", ["position", "subject", "version", "problem"],
                                 [[p["position"], p["subject"], p["version"], p["problem"]]
