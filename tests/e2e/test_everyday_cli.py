@@ -221,7 +221,8 @@ class TestExports:
         assert text(done) == f"wrote {len(trail)} audit rows to {target}\n"
         assert done.stderr == b""
         assert len(list(csv.reader(io.StringIO(target.read_text())))) == 1 + len(trail)
-        quiet = coursebook("audit", "--csv", str(target), "--quiet", db=store)
+        quiet = coursebook("audit", "--csv", str(target), "--quiet", "--force",
+                           db=store)
         assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
 
     def test_audit_since_until_and_limit(self, store: Path) -> None:
