@@ -80,7 +80,8 @@ def answers(app: Coursebook, data: bytes) -> dict[str, Any]:
         "refusals": ledger.refusals,
         "courses": courses,
         "audit": [{k: v for k, v in row.items() if k not in {"position", "recorded_at"}}
-                  for row in app.audit() if row["event"] != "Configured"],  # init's time
+                  for row in app.audit()
+                  if row["event"] not in {"Configured", "CatalogueAdopted"}],  # init's time
         "calendar": app.calendar(),
         "compliance": app.compliance(as_of=END),
         "verify": (verified["ok"], verified["events"], verified["problems"]),
