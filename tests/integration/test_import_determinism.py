@@ -105,7 +105,7 @@ def clean_import(data: bytes, clock: Any = None) -> tuple[dict[str, Any], dict[s
     """One import, never interrupted, into a store in memory: (its report, its answers)."""
     app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
     try:
-        app.initialise("Europe/Paris")
+        app.initialise("Europe/Paris", "default@1")  # as make_app's stores
         report = app.import_lines(data).as_dict()
         return report, answers(app, data)
     finally:
