@@ -105,7 +105,7 @@ def clean_import(data: bytes, clock: Any = None) -> tuple[dict[str, Any], dict[s
     """One import, never interrupted, into a store in memory: (its report, its answers)."""
     app = Coursebook({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
     try:
-        app.initialise("Europe/Paris", "default@1")  # as make_app's stores
+        app.initialise("Europe/Paris", "default@2")  # as `coursebook init` does
         report = app.import_lines(data).as_dict()
         return report, answers(app, data)
     finally:
@@ -130,7 +130,7 @@ def test_a_clinic_imported_in_parts_and_twice_equals_one_clean_import(
     clean_report, clean = clean_import(data, clock)
     assert clean_report["rejected"], "a clinic without refused lines proves nothing"
 
-    app = make_app(store_kind, tmp_path, clock)
+    app = make_app(store_kind, tmp_path, clock, catalogue="default@2")
     try:
         # Crash-like partial imports: a first part, then a longer one over it.
         first = app.import_lines(b"".join(lines[:len(lines) // 3])).as_dict()
