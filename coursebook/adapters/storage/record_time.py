@@ -130,7 +130,9 @@ class StampingEventStore(EventStore[UUID]):
         final: list[Sequence[StoredEvent]] = [encoded]
 
         def restamp(horizon: dt.datetime) -> Sequence[StoredEvent]:
-            final[0] = restamped(horizon, domain_events, encoded, mapper)
+            # From the last encoding: an insert retried after a failure may have moved
+            # some stamps already.
+            final[0] = restamped(horizon, domain_events, final[0], mapper)
             return final[0]
 
         ids = self.horizon.insert(self.recorder, encoded, restamp, **kwargs)
