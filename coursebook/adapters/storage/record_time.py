@@ -280,13 +280,18 @@ class PostgresHorizonTable:
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert(self, recorder: Any, stored_events: Sequence[StoredEvent], restamp: Restamp,
                **kwargs: Any) -> Sequence[int] | None:
+        """The library's `PostgresApplicationRecorder.insert_events` (lock, notify,
+        insert, ids), with the horizon read between the lock and the insert."""
+        from eventsourcing.postgres import PostgresAggregateRecorder
+
         if not stored_events:
             return []
         with self.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor() as curs:
-            recorder._lock_table(curs)
+            recorder._lock_table(curs)  # the library's lock: notification ids in order
             events = restamp(self._horizon(curs, share=True))
-            recorder._insert_stored_events(curs, events, **kwargs)
+            recorder._notify_channel(curs)
+            PostgresAggregateRecorder._insert_stored_events(recorder, curs, events, **kwargs)
             ids: Sequence[int] | None = recorder._fetch_ids_after_insert_events(
                 curs, events, **kwargs)
             return ids
