@@ -23,8 +23,8 @@ that fast-forward.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from threading import Lock
 from typing import Any
 from uuid import UUID
 
@@ -46,10 +46,11 @@ class CacheFreshness:
         self._cache = cache
         self._erasure_topics = frozenset(erasure_topics)
         self._on_erasure = on_erasure
-        self._lock = Lock()
+        self._lock = threading.Lock()
         self._position: int | None = None
         self._stale: dict[UUID, int] = {}
         self._marks = 0
+        self._restamped = threading.local()
 
     @property
     def position(self) -> int | None:
@@ -111,11 +112,22 @@ class CacheFreshness:
             if self._stale.get(aggregate_id) == mark:
                 del self._stale[aggregate_id]
 
+    def restamped(self, aggregate_ids: set[UUID]) -> None:
+        """The aggregates whose events this thread just recorded with other stamps than
+        it built them with: its next `saved` drops them instead of caching them."""
+        self._restamped.ids = set(aggregate_ids)
+
     def saved(self, aggregates: Iterable[Any], notification_ids: Sequence[int]) -> None:
         """After this process recorded `aggregates` (their events got `notification_ids`):
         they go in the cache, and the position moves on if nothing came in between."""
+        moved: set[UUID] = getattr(self._restamped, "ids", set())
+        self._restamped.ids = set()
         for aggregate in aggregates:
-            self._cache.put(aggregate.id, aggregate)
+            if aggregate.id in moved:  # built with stamps the store did not keep
+                with contextlib.suppress(KeyError):
+                    self._cache.get(aggregate.id, evict=True)
+            else:
+                self._cache.put(aggregate.id, aggregate)
         if not notification_ids:
             return
         ids = sorted(notification_ids)

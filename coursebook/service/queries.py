@@ -52,7 +52,8 @@ def _naming(course_id: str) -> Iterator[None]:
 
 
 class Queries(Wiring):
-    """Read-only questions; none records anything."""
+    """Read-only questions; none records anything (one about a moment already past,
+    `known_at`, may raise the store's known horizon: adapters/storage/record_time.py)."""
 
     # -- queries -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -90,6 +91,7 @@ class Queries(Wiring):
         """A course's state (docs/reference.md, "Course"), now or at any moment."""
         as_of = None if as_of is None else parse_timestamp(as_of, "as_of")
         known_at = None if known_at is None else parse_timestamp(known_at, "known_at")
+        self.settle_known_at(known_at)
         if version is not None:  # beyond what a store can count: asking for all of them
             version = min(version, MAX_VERSION)
         with _naming(course_id):
@@ -145,6 +147,7 @@ class Queries(Wiring):
         judgement. Nothing is recorded. `INVALID` (`catalogue...`) for a bad reference."""
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        self.settle_known_at(known)
         under = None if what_if is None else self._catalogue(what_if)
         with collector_paused(), self.naming_tampered():
             if under is None:
@@ -177,6 +180,7 @@ class Queries(Wiring):
 
         moment = None if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        self.settle_known_at(known)
         wanted = None if course_ids is None else list(dict.fromkeys(course_ids))
         with collector_paused():
             bundle = build_bundle(self.report_events(), as_of=moment, known_at=known,
@@ -207,6 +211,7 @@ class Queries(Wiring):
             raise Rejected(Code.INVALID, "lot: a lot number is required", "lot")
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
+        self.settle_known_at(known)
         return read_models.recall(self, lot, moment, known)
 
     def verify(self, against: SealHead | bytes | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The service's other parts (commanding, batches, command methods, queries) build 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -15,9 +16,11 @@ from typing import Any, ClassVar, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
+    EventStore,
     Mapper,
+    Recording,
     Transcoder,
 )
 
@@ -37,6 +40,11 @@ from coursebook.adapters.storage.keys import (
     missing_key,
 )
 from coursebook.adapters.storage.keys import table_for as key_table_for
+from coursebook.adapters.storage.record_time import (
+    KnownHorizon,
+    StampingEventStore,
+    horizon_for,
+)
 from coursebook.adapters.storage.snapshots import (
     SNAPSHOT_INTERVAL,
     SnapshotStore,
@@ -108,6 +116,9 @@ class Wiring(Application[UUID]):
                                    "row is missing, and the stored events were tagged with "
                                    "another key)")
         self.keyring.attach(key_table)
+        self.known_horizon = KnownHorizon(horizon_for(self.recorder))
+        """Settled before answering `--known-at` (adapters/storage/record_time.py)."""
+        cast(StampingEventStore, self.events).horizon = self.known_horizon.table
         # After a rotation the integrity key comes from the key table's root.
         cast(Any, self.mapper).key = self.integrity_key
         self._erasures_pending = bool(self.keyring.pending_erasures())
@@ -131,6 +142,30 @@ class Wiring(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return TaggingMapper(self.construct_transcoder(), compressor=self.factory.compressor(),
                              cipher=self.factory.cipher(), key=self.integrity_key)
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        """Inserts through the known horizon (attached once the store is open), which
+        settles each event's record time under the write lock."""
+        return StampingEventStore(self.mapper, self.recorder)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """The library's `_record`. An aggregate whose events were stamped again at
+        commit (`record_time.restamped`) is not kept in the cache as this process built
+        it: the next load reads the recorded stamps."""
+        events: list[Any] = list(processing_event.events)
+        stamps = [event.timestamp for event in events]
+        recordings = super()._record(processing_event)
+        moved = {event.originator_id for event, stamp in zip(events, stamps, strict=True)
+                 if event.timestamp != stamp}
+        if self._freshness is not None:
+            self._freshness.restamped(moved)
+        return recordings
+
+    def settle_known_at(self, known_at: dt.datetime | None) -> None:
+        """Before answering about `known_at`: once that moment is past, no write stamped
+        at or before it can commit after the answer (the answer is final)."""
+        if known_at is not None:
+            self.known_horizon.settle(known_at, self.clock.now())
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Runs `callback` when the application closes (the read models' connections)."""

@@ -145,14 +145,14 @@ def test_nothing_reaches_standard_error_when_no_handler_is_configured_anywhere(
         return True
 
     clinic.ready()
-    recorder: Any = clinic.app.recorder
+    writes: Any = clinic.app.events.horizon  # every insert of events goes through it
 
     def gone(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly")
 
     def store_fails() -> None:
         with monkeypatch.context() as patch:
-            patch.setattr(recorder, "insert_events", gone)
+            patch.setattr(writes, "insert", gone)
             with pytest.raises(StoreUnavailable):
                 clinic.app.execute(adjust(f"lost-{len(seen)}"))
 
@@ -205,7 +205,7 @@ except Rejected:
 def gone(*args, **kwargs):
     raise OperationalError("server closed the connection unexpectedly")
 
-app.recorder.insert_events = gone
+app.events.horizon.insert = gone
 try:
     app.execute(command("adjust_interval", at=day(0, 11), course_id="C1", min_days=7,
                         target_days=20, max_days=40, reason="host logging test"))

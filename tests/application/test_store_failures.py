@@ -22,13 +22,13 @@ def test_a_store_that_fails_on_commit_is_unavailable_and_the_retry_applies_once(
         clinic: Clinic, monkeypatch: pytest.MonkeyPatch) -> None:
     clinic.ready()
     before = clinic.notifications()
-    recorder: Any = clinic.app.recorder
+    writes: Any = clinic.app.events.horizon  # every insert of events goes through it
 
     def gone(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patch:
-        patch.setattr(recorder, "insert_events", gone)
+        patch.setattr(writes, "insert", gone)
         with pytest.raises(StoreUnavailable, match="same command_id"):
             clinic.app.execute(adjust("lost-reply"))
     assert clinic.notifications() == before

@@ -4,6 +4,8 @@ project builds, on SQLite and PostgreSQL:
 - `ApplicationRecorderTestCase` against the events recorder `open_store` makes (the
   store's own table names, its options, the SQLite text reading `read_damaged_text`
   installs);
+- `AggregateRecorderTestCase` against the snapshot store's recorder the application
+  builds (`Wiring.construct_snapshot_store`);
 - `TrackingRecorderTestCase` against the seal chain's tracking recorder
   (`integrity.seal_table_for`), the project's one library tracking recorder (the views'
   recorders are not tracking recorders: `tests/unit/test_library_contracts.py`).
@@ -68,6 +70,14 @@ class TestSQLiteEventsRecorder(_Stores, library_tests.ApplicationRecorderTestCas
         pytest.skip("timings belong in `python -m benchmarks`, not in tests")
 
 
+class TestSQLiteSnapshotRecorder(_Stores, library_tests.AggregateRecorderTestCase):
+    def create_recorder(self) -> Any:
+        return self.new_app().snapshots.recorder
+
+    def test_performance(self) -> None:
+        pytest.skip("timings belong in `python -m benchmarks`, not in tests")
+
+
 class TestSQLiteSealTracking(_Stores, library_tests.TrackingRecorderTestCase):
     def create_recorder(self) -> Any:
         table: Any = seal_table_for(self.new_app().recorder, create=True)
@@ -76,6 +86,11 @@ class TestSQLiteSealTracking(_Stores, library_tests.TrackingRecorderTestCase):
 
 @pytest.mark.postgres
 class TestPostgresEventsRecorder(TestSQLiteEventsRecorder):
+    kind = "postgres"
+
+
+@pytest.mark.postgres
+class TestPostgresSnapshotRecorder(TestSQLiteSnapshotRecorder):
     kind = "postgres"
 
 
