@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, ClinicScript
+from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, FEATURED_COURSE, ClinicScript
 from coursebook.bootstrap import open_store
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import default_catalogue
@@ -82,6 +83,24 @@ def test_the_demo_store_holds_every_kind_of_course(first_run: tuple[Path, Any]) 
     blocked = {code for s in states.values() for code in s["blocked_by"]}
     assert {"NO_CONSENT", "REACTION_UNREVIEWED", "COURSE_PAUSED", "NO_CONSULTATION"} <= blocked
     assert any(s["contraindications"]["overridden"] for s in states.values())
+
+
+def test_the_table_output_shows_times_in_the_clinic_zone(first_run: tuple[Path, Any]) -> None:
+    """The demo's own sections read as the rest of the command line: local times in the
+    clinic zone, the zone named; never a UTC `…Z` time in a table."""
+    cwd, result = first_run
+    app = open_store(str(cwd / "coursebook-demo.db"))
+    try:
+        history = app.get_history(FEATURED_COURSE)
+    finally:
+        app.close()
+    zone = ZoneInfo(DEMO_ZONE)
+    for entry in history:
+        local = dt.datetime.fromisoformat(entry["at"]).astimezone(zone)
+        assert local.strftime("%Y-%m-%d %H:%M") in result.stdout
+    assert f"valid time in {DEMO_ZONE}" in result.stdout
+    assert f"times in {DEMO_ZONE}" in result.stdout
+    assert not re.search(r"\d \d\d:\d\dZ", result.stdout)  # a time in a table, in UTC
 
 
 def test_the_table_output_shows_the_rejected_codes(first_run: tuple[Path, Any]) -> None:
