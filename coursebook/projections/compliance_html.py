@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,6 +74,10 @@ class _Axis:
         midnight = dt.datetime.combine(self.start, dt.time(), tzinfo=self.zone)
         days = (local - midnight).total_seconds() / 86400
         return round(LEFT + days * self.per_day, 1)
+
+
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
+"""A UTC timestamp in a finding's detail: shown, as every time on the page, locally."""
 
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -195,12 +200,14 @@ def timeline(state: CourseState, findings: list[Finding], *, as_of: dt.datetime,
             "opened_x": axis.instant(state.opened_at)}
 
 
-def _detail_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
+def _detail_rows(detail: dict[str, Any], zone: ZoneInfo) -> list[tuple[str, str]]:
     rows = []
     for key, value in detail.items():
         if value is None or value == []:
             continue
-        if isinstance(value, bool):
+        if isinstance(value, str) and _INSTANT.fullmatch(value):  # as the page's other times
+            value = _local(dt.datetime.fromisoformat(value), zone)
+        elif isinstance(value, bool):
             value = "yes" if value else "no"
         elif isinstance(value, dict) and set(value) == {"name", "version"}:
             value = f"{value['name']} v{value['version']}"
@@ -231,6 +238,18 @@ EXPLANATIONS: dict[str, str] = {
     "GIVEN_WITH_CAUTIONS": "A session was given while relative contraindications were in "
                            "force (allowed, and worth knowing).",
     "LICENSE_EXPIRING": "A practitioner's licence expires within 30 days.",
+    "INTERVAL_BELOW_PROTOCOL": "A session was given under an interval adjusted for the "
+                               "course whose minimum spacing is shorter than the "
+                               "protocol's own (raised when the catalogue asks for a "
+                               "physician's attention to that); the finding names who "
+                               "adjusted it and why.",
+    "SCREENING_INCONSISTENT": "The consultation's medication list names a blood thinner "
+                              "while its anticoagulants answer was no (the medication "
+                              "itself is never shown).",
+    "FOLLOW_UP_MISSED": "The follow-up the catalogue asks for after a session was not "
+                        "recorded by its last allowed day.",
+    "AFTERCARE_NOT_RECORDED": "A session was given without recording the aftercare "
+                              "instructions handed to the patient.",
 }
 
 #: The detail fields that name a practitioner (staff ids, not personal data).
@@ -280,7 +299,7 @@ def _finding_row(finding: Finding, zone: ZoneInfo) -> dict[str, Any]:
     detail = {key: value for key, value in finding.detail.items()
               if key != "protocol" and value is not False}
     row = {**finding.as_dict(), "local": _local(finding.at, zone), "lead": None,
-           "rows": _detail_rows(detail if finding.course_id else finding.detail)}
+           "rows": _detail_rows(detail if finding.course_id else finding.detail, zone)}
     if finding.code == "OVERDUE":
         rule = finding.detail.get("rule") or "the spacing rule"
         row["lead"] = (f"overdue since {_local(finding.at, zone)} under {rule} "
@@ -320,8 +339,9 @@ def _packed_timeline(drawing: dict[str, Any]) -> dict[str, Any]:
 def _script_json(value: Any) -> markupsafe.Markup:
     """JSON safe inside a `<script>` element: no `<` can end it or open a comment."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return markupsafe.Markup(text.replace("<", "\\u003c").replace("\u2028", "\\u2028")
-                             .replace("\u2029", "\\u2029"))
+    safe = (text.replace("<", "\\u003c").replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029"))
+    return markupsafe.Markup(safe)  # noqa: S704 -- no "<" left: it cannot become markup
 
 
 def _short(values: set[str], limit: int = 4) -> str:
