@@ -20,6 +20,7 @@ from coursebook.bootstrap import open_store
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import default_catalogue
 from tests import pg
+from tests.unit.test_compliance_html import page_data
 
 COURSEBOOK = [str(Path(sys.executable).with_name("coursebook"))]
 
@@ -175,7 +176,8 @@ def test_json_format_prints_exactly_one_document_of_every_section(
         c["count"] for c in document["compliance"]["counts"]) > 0
     page = Path(document["compliance"]["html"])
     assert page.is_file()
-    assert "<svg" in page.read_text(encoding="utf-8")
+    assert all(course[3]["s"] for course in page_data(page.read_text(encoding="utf-8"))["c"]
+               .values())  # each course with a warning has its timeline, drawn when opened
     assert document["commands"]["rejected"] == len(document["commands"]["rejections"])
     assert document["commands"]["unexpected"] == []
     assert document["featured"]["history"][0]["event"] == "Opened"
@@ -190,7 +192,9 @@ def test_no_personal_value_appears_in_any_output_or_log(
     (_, as_table), (_, as_json, log) = first_run, json_run
     assert (as_json.returncode, as_table.returncode) == (0, 0)
     assert '"command"' in log  # the log file did get the command lines
-    outputs = [as_json.stdout, as_json.stderr, as_table.stdout, as_table.stderr, log]
+    page = Path(json.loads(as_json.stdout)["compliance"]["html"])  # its data block too
+    outputs = [as_json.stdout, as_json.stderr, as_table.stdout, as_table.stderr, log,
+               page.read_text(encoding="utf-8")]
     leaks = sorted({value for value in personal for text in outputs
                     if value.casefold() in text.casefold()})
     assert leaks == []
