@@ -1,22 +1,32 @@
 """The compliance report as one self-contained HTML page (`compliance --html FILE`).
 
-The page holds counts by code and severity, the findings table, and for each course with
-findings a spacing timeline drawn as inline SVG: the sessions on a date axis, the window
-each session was allowed in (from the rule recorded with it) shaded, the window of the
-next session, overrides, reactions, reviews and the as-of moment marked. No script, no
-external asset; the template (shipped in the package) autoescapes every value. The only
+The page is made for a clinic of thousands of courses: what a reader sees first is in
+the markup (counts by code and severity with each code explained, the clinic's findings,
+one collapsed line per course, worst first, and a filter by severity, code and
+practitioner made of radio buttons and CSS alone). What a reader sees only on opening a
+course (its findings in full and its spacing timeline) is one compact JSON block that a
+small inline script draws when the section is opened: a browser then parses a few
+thousand lines instead of a hundred thousand elements. No external asset; the template
+autoescapes every value and the script inserts data as text, never as markup. The only
 patient identifier on the page is the pseudonymous `patient_ref`.
+
+The timeline (`timeline`) draws the sessions on a date axis, the window each session was
+allowed in (from the rule recorded with it) shaded, the window of the next session,
+overrides, reactions, reviews and the as-of moment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
 import jinja2
+import markupsafe
 
 from coursebook.domain import rules
 from coursebook.domain.course_state import CourseState
@@ -64,6 +74,10 @@ class _Axis:
         midnight = dt.datetime.combine(self.start, dt.time(), tzinfo=self.zone)
         days = (local - midnight).total_seconds() / 86400
         return round(LEFT + days * self.per_day, 1)
+
+
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
+"""A UTC timestamp in a finding's detail: shown, as every time on the page, locally."""
 
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -186,12 +200,14 @@ def timeline(state: CourseState, findings: list[Finding], *, as_of: dt.datetime,
             "opened_x": axis.instant(state.opened_at)}
 
 
-def _detail_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
+def _detail_rows(detail: dict[str, Any], zone: ZoneInfo) -> list[tuple[str, str]]:
     rows = []
     for key, value in detail.items():
         if value is None or value == []:
             continue
-        if isinstance(value, bool):
+        if isinstance(value, str) and _INSTANT.fullmatch(value):  # as the page's other times
+            value = _local(dt.datetime.fromisoformat(value), zone)
+        elif isinstance(value, bool):
             value = "yes" if value else "no"
         elif isinstance(value, dict) and set(value) == {"name", "version"}:
             value = f"{value['name']} v{value['version']}"
@@ -222,6 +238,18 @@ EXPLANATIONS: dict[str, str] = {
     "GIVEN_WITH_CAUTIONS": "A session was given while relative contraindications were in "
                            "force (allowed, and worth knowing).",
     "LICENSE_EXPIRING": "A practitioner's licence expires within 30 days.",
+    "INTERVAL_BELOW_PROTOCOL": "A session was given under an interval adjusted for the "
+                               "course whose minimum spacing is shorter than the "
+                               "protocol's own (raised when the catalogue asks for a "
+                               "physician's attention to that); the finding names who "
+                               "adjusted it and why.",
+    "SCREENING_INCONSISTENT": "The consultation's medication list names a blood thinner "
+                              "while its anticoagulants answer was no (the medication "
+                              "itself is never shown).",
+    "FOLLOW_UP_MISSED": "The follow-up the catalogue asks for after a session was not "
+                        "recorded by its last allowed day.",
+    "AFTERCARE_NOT_RECORDED": "A session was given without recording the aftercare "
+                              "instructions handed to the patient.",
 }
 
 #: The detail fields that name a practitioner (staff ids, not personal data).
@@ -271,7 +299,7 @@ def _finding_row(finding: Finding, zone: ZoneInfo) -> dict[str, Any]:
     detail = {key: value for key, value in finding.detail.items()
               if key != "protocol" and value is not False}
     row = {**finding.as_dict(), "local": _local(finding.at, zone), "lead": None,
-           "rows": _detail_rows(detail if finding.course_id else finding.detail)}
+           "rows": _detail_rows(detail if finding.course_id else finding.detail, zone)}
     if finding.code == "OVERDUE":
         rule = finding.detail.get("rule") or "the spacing rule"
         row["lead"] = (f"overdue since {_local(finding.at, zone)} under {rule} "
@@ -279,12 +307,88 @@ def _finding_row(finding: Finding, zone: ZoneInfo) -> dict[str, Any]:
     return row
 
 
+def _packed_finding(row: dict[str, Any]) -> list[Any]:
+    """A finding as the page's script reads it: `[local time, severity, code, session or
+    null, lead or null, "key: value; …"]`."""
+    return [row["local"], row["severity"], row["code"], row["session_no"], row["lead"],
+            "; ".join(f"{key}: {value}" for key, value in row["rows"])]
+
+
+def _packed_timeline(drawing: dict[str, Any]) -> dict[str, Any]:
+    """A drawing (`timeline`) in whole pixels and short arrays: the script's input.
+    Sessions: `[x, number, kind (0 ok, 1 overridden, 2 exceeded), overridden
+    contraindication, cautions, title (flagged sessions only)]`."""
+    kinds = {"ok": 0, "overridden": 1, "exceeded": 2}
+    d = _round(drawing)
+    sessions = []
+    for item in d["sessions"]:
+        flagged = item["kind"] != "ok" or item["override"]
+        sessions.append([item["x"], item["label"][1:], kinds[item["kind"]],
+                         int(item["override"]), int(item["cautions"]),
+                         item["title"] if flagged else ""])
+    reactions = [[r["x"], int(r["severe"]), r["title"], r["deadline_x"], r["review_x"],
+                  int(r["late"]), r.get("review_title", "")] for r in d["reactions"]]
+    return {"o": d["opened_x"], "n": d["as_of_x"],
+            "w": [[w["x"], w["width"], w["target_x"], w["row"], int(w["next"])]
+                  for w in d["windows"]],
+            "s": sessions, "r": reactions,
+            "t": [[t["x"], t["label"]] for t in d["ticks"] if t["major"]],
+            "d": None if d["overdue"] is None else [d["overdue"]["x"], d["overdue"]["title"]]}
+
+
+def _script_json(value: Any) -> markupsafe.Markup:
+    """JSON safe inside a `<script>` element: no `<` can end it or open a comment."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    safe = (text.replace("<", "\\u003c").replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029"))
+    return markupsafe.Markup(safe)  # noqa: S704 -- no "<" left: it cannot become markup
+
+
+def _short(values: set[str], limit: int = 4) -> str:
+    ordered = sorted(values)
+    more = f" and {len(ordered) - limit} more" if len(ordered) > limit else ""
+    return ", ".join(ordered[:limit]) + more
+
+
+def _behind(findings: list[Finding], report: Report) -> dict[str, str]:
+    """Per code, the rules and catalogue versions its findings were judged under:
+    `catalogue default@2; parameter follow_up_days; protocols default/… v2`."""
+    seen: dict[str, tuple[set[str], set[str], set[str]]] = {}
+    for finding in findings:
+        catalogues, parameters, protocols = seen.setdefault(finding.code,
+                                                            (set(), set(), set()))
+        catalogue = finding.detail.get("catalogue")
+        state = report.courses.get(finding.course_id) if finding.course_id else None
+        if not isinstance(catalogue, dict) and state is not None:
+            catalogue = state.catalogue
+        if isinstance(catalogue, dict) and catalogue.get("name"):
+            catalogues.add(f"{catalogue['name']}@{catalogue.get('version')}")
+        if isinstance(finding.detail.get("parameter"), str):
+            parameters.add(finding.detail["parameter"])
+        if state is not None:
+            protocols.add(state.protocol.label)
+    behind = {}
+    for code, (catalogues, parameters, protocols) in seen.items():
+        parts = []
+        if catalogues:
+            parts.append(f"catalogue{'s' if len(catalogues) > 1 else ''} "
+                         + _short(catalogues))
+        if parameters:
+            parts.append(f"parameter{'s' if len(parameters) > 1 else ''} "
+                         + _short(parameters))
+        if protocols:
+            parts.append(f"protocol{'s' if len(protocols) > 1 else ''} " + _short(protocols))
+        behind[code] = "; ".join(parts)
+    return behind
+
+
 def render_html(report: Report) -> str:
     """The whole page as one string: the summary first (counts by severity and code, each
-    code explained), a filter by severity, code and practitioner that needs no script,
-    then the courses worst first: one collapsed section each (its findings and spacing
-    timeline) for the courses with a violation or warning, one compact row each for
-    those with information only."""
+    code explained with the rules and catalogues behind it), a filter by severity, code
+    and practitioner that needs no script, then the courses worst first: one collapsed
+    section each for the courses with a violation or warning (its findings and spacing
+    timeline drawn from the page's data when opened), one compact row each for those
+    with information only."""
     document = report.document()
     zone = report.zone
     counted = dict.fromkeys(CODES, 0)
@@ -302,9 +406,14 @@ def render_html(report: Report) -> str:
     staff = sorted({name for finding in report.findings for name in _staff(finding)} |
                    {s.actor for cid in by_course if cid for s in report.courses[cid].sessions})
     staff_class = {name: f"p{n}" for n, name in enumerate(staff)}
+    codes = sorted(counted, key=lambda code: (SEVERITIES.index(SEVERITY[code]),
+                                              CODES.index(code)))
+    code_class = {code: f"k{n}" for n, code in enumerate(codes)}
+    severity_class = {severity: f"s{severity[0]}" for severity in SEVERITIES}
 
     attention: list[dict[str, Any]] = []
     informed: list[dict[str, Any]] = []
+    bodies: dict[str, list[Any]] = {}
     for course_id, own in by_course.items():
         if course_id is None:
             continue
@@ -312,40 +421,43 @@ def render_html(report: Report) -> str:
         tally = Counter(f.severity for f in own)
         people = {s.actor for s in state.sessions} | {n for f in own for n in _staff(f)}
         course: dict[str, Any] = {
-            "course_id": course_id, "patient_ref": state.patient_ref,
-            "indication": state.indication, "status": state.status,
-            "protocol": f"{state.protocol.label}", "sessions_given": state.sessions_given,
-            "planned_sessions": state.planned_sessions,
-            "erased": state.patient_ref in report.erased,
+            "course_id": course_id,
             "tally": [(severity, tally[severity]) for severity in SEVERITIES
                       if tally[severity]],
             "codes": sorted({f.code for f in own}, key=CODES.index),
-            "classes": " ".join(sorted({f"s-{f.severity}" for f in own}
-                                       | {f"c-{f.code}" for f in own}
+            "classes": " ".join(sorted({severity_class[f.severity] for f in own}
+                                       | {code_class[f.code] for f in own}
                                        | {staff_class[p] for p in people if p in staff_class})),
             "sort": (-tally["violation"], -tally["warning"], -tally["info"], course_id),
-            "findings": [_finding_row(f, zone) for f in sorted(
-                own, key=lambda f: (SEVERITIES.index(f.severity), f.sort_key()))
-                if f.severity != "info"],
             "infos": _infos([f for f in own if f.severity == "info"])}
         if tally["violation"] or tally["warning"]:
-            course["timeline"] = _round(timeline(state, own, as_of=report.as_of, zone=zone))
+            findings = [_packed_finding(_finding_row(f, zone)) for f in sorted(
+                own, key=lambda f: (SEVERITIES.index(f.severity), f.sort_key()))
+                if f.severity != "info"]
+            facts = [state.patient_ref, int(state.patient_ref in report.erased),
+                     state.indication, state.protocol.label, state.status,
+                     state.sessions_given, state.planned_sessions]
+            bodies[course_id] = [facts, findings, course["infos"], _packed_timeline(
+                timeline(state, own, as_of=report.as_of, zone=zone))]
             attention.append(course)
         else:
             informed.append(course)
     attention.sort(key=lambda c: c["sort"])
     informed.sort(key=lambda c: c["sort"])
     clinic = [_finding_row(f, zone) for f in by_course.get(None, [])]
-    codes = sorted(counted, key=lambda code: (SEVERITIES.index(SEVERITY[code]),
-                                              CODES.index(code)))
+    behind = _behind(report.findings, report)
+    data = {"lane": LANE, "w": WIDTH, "h": HEIGHT, "l": LEFT, "r": WIDTH - RIGHT,
+            "c": bodies}
     return _environment.get_template("compliance.html.j2").render(
         as_of=document["as_of"], as_of_local=_local(report.as_of, zone),
         known_at=iso(report.known_at), zone=str(zone), course_count=document["courses"],
         finding_count=len(report.findings),
         counts=[(code, SEVERITY[code], counted[code], affected[code],
-                 EXPLANATIONS.get(code) or MEANING.get(code, "")) for code in codes],
-        severities=SEVERITIES, by_severity=by_severity,
-        codes=[code for code in codes if affected[code]],  # the codes a course can have
+                 EXPLANATIONS.get(code) or MEANING.get(code, ""), behind.get(code, ""))
+                for code in codes],
+        severities=[(severity, severity_class[severity]) for severity in SEVERITIES],
+        by_severity=by_severity,
+        codes=[(code_class[code], code) for code in codes if affected[code]],
         staff=[(staff_class[name], name) for name in staff],
-        attention=attention, informed=informed, clinic=clinic, lane=LANE, width=WIDTH,
-        height=HEIGHT, left=LEFT, right=WIDTH - RIGHT, what_if=report.what_if)
+        attention=attention, informed=informed, clinic=clinic, width=WIDTH, lane=LANE,
+        data=_script_json(data), what_if=report.what_if)

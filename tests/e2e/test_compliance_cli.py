@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_compliance_html import page_data
+
 COURSEBOOK = str(Path(sys.executable).with_name("coursebook"))
 PERSONAL = ("Jeanne", "Martin", "1984-03-12", "sister's wedding", "Metformin")
 AS_OF = "2026-04-01T12:00:00+02:00"
@@ -158,19 +160,23 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class TestCompliancePage:
     def test_the_page_is_self_contained(self, page: Path):
         html = page.read_text(encoding="utf-8")
-        assert "<script" not in html
+        assert re.findall(r"<script[^>]*>", html) == [  # inline only: nothing is fetched
+            '<script type="application/json" id="page-data">', "<script>"]
         assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)
+        assert "fetch(" not in html
+        assert "XMLHttpRequest" not in html
         assert "<link" not in html
         assert "@import" not in html
 
     def test_the_page_shows_counts_findings_and_one_timeline_per_course_with_findings(
             self, page: Path):
         html = page.read_text(encoding="utf-8")
-        assert html.count('<svg class="timeline"') == 2
-        assert 'data-course="C-1"' in html
-        assert 'data-course="C-2"' in html
-        assert "Negative blood test this morning, lab ref 4471" in html
-        assert html.count('class="session overridden"') == 1
+        drawn = page_data(html)["c"]  # what opening each course draws
+        assert sorted(drawn) == ["C-1", "C-2"]
+        assert html.count("<details class=\"course row") == 2
+        assert "Negative blood test this morning, lab ref 4471" in json.dumps(drawn)
+        kinds = [s[2] for course in drawn.values() for s in course[3]["s"]]
+        assert kinds.count(1) == 1  # one session given sooner under a spacing override
 
     def test_the_page_holds_no_personal_data_but_the_patient_ref(self, page: Path):
         html = page.read_text(encoding="utf-8")
@@ -201,17 +207,32 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @needs_chromium
 @pytest.mark.slow
 class TestCompliancePageInChromium:
-    def test_the_page_renders_without_console_errors_and_with_its_timelines(
+    def test_opening_a_course_draws_its_findings_and_timeline_without_console_errors(
             self, page: Path, tmp_path: Path):
+        doms = {}
+        for course_id in ("C-1", "C-2"):  # #course-ID opens that course, as a click does
+            result = chromium(tmp_path / "profile", "--dump-dom",
+                              f"{page.as_uri()}#course-{course_id}")
+            assert result.returncode == 0, result.stderr[-2000:]
+            console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+            assert console == []
+            doms[course_id] = result.stdout.split('<script type="application/json"')[0]
+        for course_id, dom in doms.items():
+            assert dom.count('<svg class="timeline"') == 1
+            assert f'data-course="{course_id}"' in dom
+        assert doms["C-1"].count('class="session ') == 2  # sessions 1 and 2
+        assert doms["C-2"].count('class="session ') == 1
+        assert doms["C-1"].count('class="session overridden"') == 1
+        both = "".join(doms.values())
+        assert "Negative blood test this morning, lab ref 4471" in both
+        assert 'class="review late"' in both
+        assert 'class="overdue"' in both
+
+    def test_a_closed_course_is_not_drawn(self, page: Path, tmp_path: Path):
         result = chromium(tmp_path / "profile", "--dump-dom", page.as_uri())
         assert result.returncode == 0, result.stderr[-2000:]
-        console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
-        assert console == []
-        dom = result.stdout
-        assert dom.count('<svg class="timeline"') == 2
-        assert dom.count('class="session ') == 3  # C-1: sessions 1 and 2; C-2: session 1
-        assert 'class="review late"' in dom
-        assert 'class="overdue"' in dom
+        assert "<svg" not in result.stdout
+        assert 'id="course-C-1"' in result.stdout
 
     def test_a_screenshot_of_the_page_can_be_taken(self, page: Path, tmp_path: Path):
         shot = tmp_path / "compliance.png"

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, ClinicScript
+from coursebook.adapters.entrypoints.sample_clinic import DEMO_ZONE, FEATURED_COURSE, ClinicScript
 from coursebook.bootstrap import open_store
 from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import default_catalogue
 from tests import pg
+from tests.unit.test_compliance_html import page_data
 
 COURSEBOOK = [str(Path(sys.executable).with_name("coursebook"))]
 
@@ -82,6 +84,24 @@ def test_the_demo_store_holds_every_kind_of_course(first_run: tuple[Path, Any]) 
     blocked = {code for s in states.values() for code in s["blocked_by"]}
     assert {"NO_CONSENT", "REACTION_UNREVIEWED", "COURSE_PAUSED", "NO_CONSULTATION"} <= blocked
     assert any(s["contraindications"]["overridden"] for s in states.values())
+
+
+def test_the_table_output_shows_times_in_the_clinic_zone(first_run: tuple[Path, Any]) -> None:
+    """The demo's own sections read as the rest of the command line: local times in the
+    clinic zone, the zone named; never a UTC `…Z` time in a table."""
+    cwd, result = first_run
+    app = open_store(str(cwd / "coursebook-demo.db"))
+    try:
+        history = app.get_history(FEATURED_COURSE)
+    finally:
+        app.close()
+    zone = ZoneInfo(DEMO_ZONE)
+    for entry in history:
+        local = dt.datetime.fromisoformat(entry["at"]).astimezone(zone)
+        assert local.strftime("%Y-%m-%d %H:%M") in result.stdout
+    assert f"valid time in {DEMO_ZONE}" in result.stdout
+    assert f"times in {DEMO_ZONE}" in result.stdout
+    assert not re.search(r"\d \d\d:\d\dZ", result.stdout)  # a time in a table, in UTC
 
 
 def test_the_table_output_shows_the_rejected_codes(first_run: tuple[Path, Any]) -> None:
@@ -156,7 +176,8 @@ def test_json_format_prints_exactly_one_document_of_every_section(
         c["count"] for c in document["compliance"]["counts"]) > 0
     page = Path(document["compliance"]["html"])
     assert page.is_file()
-    assert "<svg" in page.read_text(encoding="utf-8")
+    assert all(course[3]["s"] for course in page_data(page.read_text(encoding="utf-8"))["c"]
+               .values())  # each course with a warning has its timeline, drawn when opened
     assert document["commands"]["rejected"] == len(document["commands"]["rejections"])
     assert document["commands"]["unexpected"] == []
     assert document["featured"]["history"][0]["event"] == "Opened"
@@ -171,7 +192,9 @@ def test_no_personal_value_appears_in_any_output_or_log(
     (_, as_table), (_, as_json, log) = first_run, json_run
     assert (as_json.returncode, as_table.returncode) == (0, 0)
     assert '"command"' in log  # the log file did get the command lines
-    outputs = [as_json.stdout, as_json.stderr, as_table.stdout, as_table.stderr, log]
+    page = Path(json.loads(as_json.stdout)["compliance"]["html"])  # its data block too
+    outputs = [as_json.stdout, as_json.stderr, as_table.stdout, as_table.stderr, log,
+               page.read_text(encoding="utf-8")]
     leaks = sorted({value for value in personal for text in outputs
                     if value.casefold() in text.casefold()})
     assert leaks == []

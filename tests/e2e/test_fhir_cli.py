@@ -61,7 +61,8 @@ def test_never_over_a_file_or_through_a_link_unless_forced(store: str,
     out.write_text("mine", encoding="utf-8")
     result = coursebook(store, "export", "fhir", str(out))
     assert result.returncode == 2
-    assert "exists; pass --force" in result.stderr
+    assert "already exists" in result.stderr
+    assert "--force" in result.stderr
     assert out.read_text(encoding="utf-8") == "mine"
     link = tmp_path / "link.json"
     os.symlink(out, link)
@@ -74,15 +75,21 @@ def test_never_over_a_file_or_through_a_link_unless_forced(store: str,
 
 
 def test_never_over_the_store_or_its_key(tmp_path: Path) -> None:
+    """The shared export guard: the store, its key and its SQLite companions are refused
+    even with --force, however the path is spelt (a hard link, a symlinked directory)."""
     db = tmp_path / "clinic.db"
     assert coursebook(db, "init", "--timezone", "Europe/Paris").returncode == 0
     key = tmp_path / "clinic.db.key"
-    before = key.read_bytes()
-    for target in (db, key):
+    before = {path: path.read_bytes() for path in (db, key)}
+    os.link(db, tmp_path / "hard.db")
+    os.symlink(tmp_path, tmp_path / "via")
+    for target in (db, key, tmp_path / "hard.db", tmp_path / "via" / "clinic.db.key",
+                   tmp_path / "clinic.db-wal"):
         result = coursebook(db, "export", "fhir", str(target), "--force")
-        assert result.returncode == 2
+        assert result.returncode == 2, target
         assert "is the store or its key" in result.stderr
-    assert key.read_bytes() == before
+    assert {path: path.read_bytes() for path in (db, key)} == before
+    assert not (tmp_path / "clinic.db-wal").exists()
 
 
 def test_unknown_course_and_bad_timestamp(store: str, tmp_path: Path) -> None:

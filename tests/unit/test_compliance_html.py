@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from coursebook.domain import rules
@@ -23,6 +26,24 @@ def report(states: list[CourseState], as_of: dt.datetime,
                   findings=judge(states, practitioners or [], as_of=as_of, zone=PARIS))
 
 
+def page_data(html: str) -> dict[str, Any]:
+    """The page's data block: what its script draws an opened course from."""
+    found = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', html,
+                      re.S)
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def filter_class(html: str, control: str) -> str:
+    """The class a row carries to stay visible when the filter `control` is chosen
+    (`code-OVERDUE`, `sev-warning`, `pr-p0`), read from the page's own CSS rule."""
+    found = re.search(rf"main:has\(> #{re.escape(control)}:checked\) \.row:not\(\.([\w-]+)\)",
+                      html)
+    assert found is not None, control
+    return found.group(1)
+
+
 def test_a_page_without_findings_says_so_and_draws_no_timeline():
     html = render_html(report([], at(3, 1)))
     assert "No findings." in html
@@ -41,8 +62,10 @@ def test_recorded_text_is_escaped_on_the_page():
                         at(3, 1))
     state = course(status="completed", sessions=[session(1, at(3, 2), overrides=(override,))])
     html = render_html(report([state], at(3, 10)))
-    assert "<script>" not in html
-    assert "&lt;script&gt;" in html
+    assert "<script>alert" not in html
+    assert html.count("</script>") == 2  # the data block and the page's script: not ended early
+    [finding] = page_data(html)["c"]["C-1"][1]
+    assert "<script>alert('x')</script> negative test" in finding[5]  # drawn as text
 
 
 def test_each_session_window_is_shaded_from_the_rule_recorded_with_it():

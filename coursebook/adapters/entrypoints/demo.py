@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import click
@@ -39,6 +40,7 @@ from coursebook.adapters.entrypoints.cli.common import (
     EXIT_STORE,
     Context,
     emit,
+    local_time,
     table,
     user_error,
 )
@@ -249,7 +251,7 @@ def _licence(expires_on: dt.date, run: DemoRun) -> str:
 
 
 def _render_store(console: Console, data: dict[str, Any]) -> None:
-    console.print(f"Demo clinic built at {_minute(data['built_at'])} (zone {data['timezone']}, "
+    console.print(f"Demo clinic built at {_minute(data['built_at'])} ({data['timezone']} time; "
                   f"seed {data['seed']}): {data['courses']} courses.", highlight=False)
     console.print(table("Practitioners", ["id", "role", "licence until", "state"],
                         [[p["practitioner_id"], p["role"], p["license_expires_on"],
@@ -327,9 +329,14 @@ def _featured_section(run: DemoRun) -> dict[str, Any]:
     return {"course": state, "history": run.app.get_history(FEATURED_COURSE)}
 
 
+ZONE = ZoneInfo(DEMO_ZONE)
+"""The zone the demo clinic is initialised in: its tables show local times there, as the
+rest of the command line does (the JSON document keeps UTC)."""
+
+
 def _minute(timestamp: str | None) -> str:
-    """`2026-03-04T10:30:00Z` as `2026-03-04 10:30Z`, to keep tables narrow."""
-    return "-" if timestamp is None else f"{timestamp[:10]} {timestamp[11:16]}Z"
+    """`2026-03-04T10:30:00Z` as the clinic reads it: `2026-03-04 11:30` (local time)."""
+    return local_time(timestamp, ZONE)
 
 
 def _render_featured(console: Console, data: dict[str, Any]) -> None:
@@ -339,7 +346,7 @@ def _render_featured(console: Console, data: dict[str, Any]) -> None:
         f"session {window['session_no']}: {window['earliest']} .. {window['target']} .. "
         f"{window['latest'] or 'open'}, planned {_minute(window['planned_at'])}")
     console.print(table(
-        f"One course: {d['course_id']} ({d['indication']})", ["", ""],
+        f"One course: {d['course_id']} ({d['indication']}; times in {ZONE.key})", ["", ""],
         [["status", d["status"]], ["version", d["version"]],
          ["sessions", f"{d['sessions_given']} given of {d['planned_sessions']} planned"],
          ["spacing", "{min_days}/{target_days}/{max_days} days".format(**d["spacing"])],
@@ -348,8 +355,8 @@ def _render_featured(console: Console, data: dict[str, Any]) -> None:
          ["relative", ", ".join(d["contraindications"]["relative"]) or "-"],
          ["overridden", ", ".join(d["contraindications"]["overridden"]) or "-"],
          ["blocked by", ", ".join(d["blocked_by"]) or "-"]]))
-    console.print(f"[bold]History of {d['course_id']}[/bold] (version, valid time in UTC, "
-                  "actor, what happened):")
+    console.print(f"[bold]History of {d['course_id']}[/bold] (version, valid time in "
+                  f"{ZONE.key}, actor, what happened):")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True, justify="right")
     grid.add_column(no_wrap=True)
@@ -389,8 +396,8 @@ def _calendar_section(run: DemoRun) -> dict[str, Any]:
 def _render_calendar(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]Calendar {data['from']} .. {data['to']}[/bold]: "
                   f"{data['sessions']} sessions to book ({data['planned']} planned, "
-                  f"{data['blocked']} blocked). When (UTC, or the target day while "
-                  "unplanned), course, session, window, practitioner, cautions, blocks:")
+                  f"{data['blocked']} blocked). When (times in {ZONE.key}, or the target day "
+                  "while unplanned), course, session, window, practitioner, cautions, blocks:")
     grid = Table.grid(padding=(0, 2))
     for _ in range(4):
         grid.add_column(no_wrap=True)
@@ -440,8 +447,9 @@ def _compliance_section(run: DemoRun) -> dict[str, Any]:
 
 def _render_compliance(console: Console, data: dict[str, Any]) -> None:
     rows = [[c["code"], c["severity"], c["count"]] for c in data["counts"]]
-    console.print(table(f"Compliance as of {data['as_of']}: {data['findings']} findings "
-                        f"over {data['courses']} courses", ["code", "severity", "count"],
+    console.print(table(f"Compliance as of {_minute(data['as_of'])} ({ZONE.key}): "
+                        f"{data['findings']} findings over {data['courses']} courses",
+                        ["code", "severity", "count"],
                         rows))
     console.print(f"The reviewer's page (findings and spacing timelines): {data['html']}",
                   markup=False, highlight=False)

@@ -2,63 +2,23 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 import orjson
 
 from coursebook.adapters.entrypoints.cli.common import (
     EXIT_REJECTED,
     Context,
+    check_export_path,
     emit,
     not_found,
     timestamp_option_value,
-    user_error,
+    write_export,
 )
 from coursebook.errors import Code, Rejected
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(export)
-
-
-def refuse_target(option: str, path: str, *, force: bool, store: str | None = None) -> None:
-    """A usage error naming `option` if `path` is a symbolic link, is the SQLite `store`
-    or its key file (whatever `force` says), or exists and `force` was not given
-    (checked before any work, and again when writing)."""
-    target = Path(path)
-    if store is not None and "://" not in store:
-        kept = {Path(store).resolve(), Path(store + ".key").resolve()}
-        if target.resolve() in kept:
-            raise user_error(f"{option}: {path} is the store or its key; not written")
-    if target.is_symlink():
-        raise user_error(f"{option}: {path} is a symbolic link; not written")
-    if target.exists() and not force:
-        raise user_error(f"{option}: {path} exists; pass --force to replace it")
-
-
-def write_new_file(option: str, path: str, content: bytes, what: str, *,
-                   force: bool) -> None:
-    """Writes an export to `path` (owner-only permissions when created): never through a
-    symbolic link, never over an existing file unless `force`; an unwritable path is a
-    usage error naming `option`.
-
-    (Kept small and apart so that it can give way to the shared export-safety helpers.)"""
-    target = Path(path)
-    refuse_target(option, path, force=force)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    if not force:
-        flags |= os.O_EXCL
-    try:
-        fd = os.open(target, flags, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-    except FileExistsError:
-        raise user_error(f"{option}: {path} exists; pass --force to replace it") from None
-    except OSError as error:
-        raise user_error(f"{option}: cannot write {path}: {error.strerror}") from None
-    click.echo(f"coursebook: wrote {what} to {path}", err=True)
 
 
 @click.group()
@@ -78,7 +38,7 @@ def export() -> None:
               help="Also export personal data (names, birth dates, screening answers, "
                    "notes); never an erased patient's.")
 @click.option("--force", is_flag=True, default=False,
-              help="Replace FILE if it exists.")
+              help="Replace FILE if it exists (never the store, its key, or a symlink).")
 @click.pass_obj
 def fhir(ctx: Context, file: str, course_ids: tuple[str, ...], as_of: str | None,
          known_at: str | None, include_personal: bool, force: bool) -> None:
@@ -91,7 +51,7 @@ def fhir(ctx: Context, file: str, course_ids: tuple[str, ...], as_of: str | None
     """
     as_of_ts = timestamp_option_value(as_of, "--as-of")
     known_at_ts = timestamp_option_value(known_at, "--known-at")
-    refuse_target("FILE", file, force=force, store=ctx.target)
+    check_export_path("FILE", file, force=force)  # before the work; again when writing
     with ctx.store() as app:
         try:
             bundle = app.export_fhir(course_ids or None, as_of=as_of_ts, known_at=known_at_ts,
@@ -103,9 +63,9 @@ def fhir(ctx: Context, file: str, course_ids: tuple[str, ...], as_of: str | None
             raise SystemExit(EXIT_REJECTED) from None
     entries = bundle.get("entry", [])
     courses = sum(1 for e in entries if e["resource"]["resourceType"] == "CarePlan")
-    write_new_file("FILE", file, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n",
-                   f"a FHIR bundle of {courses} course(s), {len(entries)} resources",
-                   force=force)
+    write_export("FILE", file, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n",
+                 f"a FHIR bundle of {courses} course(s), {len(entries)} resources",
+                 force=force)
     summary = {"file": file, "courses": courses, "resources": len(entries),
                "include_personal": include_personal}
     emit(ctx, summary, lambda console: console.print(
