@@ -27,8 +27,8 @@ Four choices on top of the library's model:
   sorted in one pass, once the catch-up reaches the head. Should the rebuild stop half
   way, `create_table` (run whenever the views are opened) creates them again: an index
   is never missing for long and never wrong. Rebuilding every view reads and decodes
-  each page once for all of them (`rebuild_together`); each view still commits its own
-  page with compare-and-set.
+  each page once for all of them (`rebuild_together`), reading the next page while the
+  views apply this one; each view still commits its own page with compare-and-set.
 
 `ViewRecorder` is the storage contract (SQLite here); `ViewProjection` turns a page of
 notifications into writes; `ViewRunner` catches up, rebuilds, and reports status.
