@@ -123,9 +123,12 @@ class Stores:
         if self.databases:
             import psycopg
 
+            from coursebook.adapters.storage.keys import key_file_for
+
             with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as conn:
                 for name in self.databases:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    key_file_for(f"{POSTGRES_SERVER}/{name}").unlink(missing_ok=True)
 
 
 # -- helpers --------------------------------------------------------------------------------
