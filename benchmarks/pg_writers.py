@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from coursebook.adapters.storage.keys import key_file_for
 from coursebook.bootstrap import open_store
 from coursebook.errors import Rejected
 
@@ -151,6 +152,9 @@ def main() -> None:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(database)))
+            for writers in counts:  # the key file each store's `init` made
+                key_file_for(urlunsplit((server.scheme, server.netloc, f"/{database}",
+                                         f"schema=w{writers}", ""))).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

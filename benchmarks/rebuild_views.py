@@ -2,6 +2,7 @@
 
     python -m benchmarks.rebuild_views [--courses 10000] [--store PATH] [--repeat 3]
                                        [--profile VIEW] [--copies N] [--memory]
+                                       [--postgres URL [--keep]]
 
 Generates (or reuses, when `--store` names an existing file) a SQLite store holding the
 synthetic clinic of `benchmarks.clinic` (about 11 commands a course), imported as
@@ -16,6 +17,15 @@ originals' HMAC tags, so `coursebook verify` rejects such a store.
 
 `--memory` runs one rebuild of every view in a fresh process and prints its peak
 resident memory (`benchmarks.memory`).
+
+`--postgres postgresql://user@host:port/DB` does the same on PostgreSQL: the clinic is
+generated in database DB (created when missing; dropped at the end unless `--keep`, so
+that a later run may reuse it).
+
+Before the rebuilds, the raw limit: every stored record read (`sqlite3` / `psycopg`) and
+its body decoded with `orjson` (`benchmarks.reference.read_and_decode`), the baseline
+of the suite's `rebuild_vs_raw` figure; the ratio is printed beside each rebuild of
+every view (events applied per second over stored records read per second).
 
 Then, for each view, `read_models.rebuild(app, name)` (empty the view, read the log in
 pages, decode, fold, executemany, commit each page with its position) and prints the
@@ -41,6 +51,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.clinic import END, ZONE, clinic_commands
+from benchmarks.reference import read_and_decode
 from coursebook.adapters.storage.integrity import TAG_LEN
 from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
@@ -49,7 +60,7 @@ from coursebook.service import read_models
 BATCH = 5000
 
 
-def generate(path: Path, courses: int) -> None:
+def generate(path: Path | str, courses: int) -> None:
     """The synthetic clinic of `benchmarks.clinic`, imported as `coursebook import` does."""
     started = time.perf_counter()
     app = open_store(str(path), create=True, clock=FixedClock(END))
@@ -120,8 +131,19 @@ def main() -> None:
                         help="The clinic's records this many times (renamed copies).")
     parser.add_argument("--memory", action="store_true",
                         help="Also the peak memory of a rebuild in a fresh process.")
+    parser.add_argument("--postgres", default=None, metavar="URL",
+                        help="A PostgreSQL database for the store instead of a file.")
+    parser.add_argument("--keep", action="store_true",
+                        help="Keep the --postgres database for the next run.")
     args = parser.parse_args()
     logging.getLogger("coursebook").setLevel(logging.WARNING)  # no per-command records
+    if args.postgres:
+        try:
+            run(args, args.postgres, postgres_store(args.postgres, args.courses))
+        finally:
+            if not args.keep:
+                drop_database(args.postgres)
+        return
     shm = Path("/dev/shm")  # noqa: S108 (a scratch store of synthetic data)
     scratch = shm if shm.is_dir() else Path(tempfile.gettempdir())
     store = args.store or scratch / f"coursebook-bench-views-{args.courses}.db"
@@ -134,10 +156,60 @@ def main() -> None:
         store = larger
     if args.memory:
         peak_memory(store)
-    app = open_store(str(store))
+    run(args, str(store), str(store))
+
+
+def postgres_store(url: str, courses: int) -> str:
+    """The database of `url`, created and filled with the clinic unless it holds a
+    store already."""
+    import psycopg
+    from psycopg import sql
+
+    server, _, name = url.rpartition("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass('coursebook_events')").fetchone()
+    if found is None or found[0] is None:
+        generate(url, courses)
+    return url
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from coursebook.adapters.storage.keys import key_file_for
+
+    server, _, name = url.rpartition("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+    key_file_for(url).unlink(missing_ok=True)
+
+
+def raw_rate(target: str, repeat: int) -> tuple[float, float]:
+    """Stored records read and decoded per second (wall, CPU), best of `repeat`."""
+    walls, cpus, count = [], [], 0
+    for _ in range(repeat):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        count = sum(read_and_decode(target))
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - started_cpu)
+    return count / min(walls), count / min(cpus)
+
+
+def run(args: argparse.Namespace, label: str, target: str) -> None:
+    raw_wall, raw_cpu = raw_rate(target, args.repeat)
+    print(f"raw read-and-decode: {raw_wall:,.0f} records/s wall, {raw_cpu:,.0f} records/s "
+          f"cpu (best of {args.repeat})", flush=True)
+    app = open_store(target)
     try:
         head = app.recorder.max_notification_id() or 0
-        print(f"store {store}: {head} stored records")
+        print(f"store {label}: {head} stored records")
         for name in [*read_models.PROJECTIONS, None]:
             walls, cpus = [], []
             for _ in range(args.repeat):
@@ -151,7 +223,9 @@ def main() -> None:
             print(f"rebuild {name or 'all':<9} {events:>8} events: wall {wall:6.2f} s = "
                   f"{events / wall:>9,.0f} events/s; cpu {cpu:6.2f} s = "
                   f"{events / cpu:>9,.0f} events/s (best of {args.repeat}; "
-                  f"{head / wall:,.0f} stored records/s of the log)", flush=True)
+                  f"{head / wall:,.0f} stored records/s of the log)"
+                  + ("" if name else f"; vs raw: {events / wall / raw_wall:.2f} x wall, "
+                     f"{events / cpu / raw_cpu:.2f} x cpu"), flush=True)
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()

@@ -40,13 +40,17 @@ __all__ = ["DAMAGED", "DEFAULT_TARGET", "is_postgres", "key_file_for", "open_sto
 def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
                master_key: MasterKey | None = None,
                extra_env: Mapping[str, str] | None = None, damaged_ok: bool = False,
-               **kwargs: Any) -> Coursebook:
+               pool: bool = True, **kwargs: Any) -> Coursebook:
     """Opens (or, with `create`, creates) the store at `target`: a SQLite file path or a
     `postgresql://user@host:port/db[?schema=NAME]` URL.
 
     `clock`: the clock that stamps record times and judges `FUTURE_FACT` (default: the
     system's). `master_key`: the store's master key (default: `COURSEBOOK_MASTER_KEY`,
-    else the key file `create` makes beside a SQLite store). Other keyword arguments go
+    else the key file `create` makes beside a SQLite store). `pool`: on PostgreSQL, the
+    library's connection pool (the default: for a long-lived host or worker); `False`
+    opens one plain connection when first needed, another only while it is busy, and
+    nothing ahead of need (for a one-shot call, as the command line makes). Other
+    keyword arguments go
     to `Coursebook` (e.g. `views="worker"`). `damaged_ok` opens a store whose settings
     record cannot be read (for `verify`, which names the damage). Raises
     `StoreUnavailable` when there is no store there, it cannot be reached, or its key
@@ -54,7 +58,7 @@ def open_store(target: str, *, create: bool = False, clock: Clock | None = None,
     if master_key is not None:
         kwargs["master_key"] = master_key
     check_target(target, create=create)
-    env = {**store_env(target, create=create), **(extra_env or {})}
+    env = {**store_env(target, create=create, pool=pool), **(extra_env or {})}
     made: Path | None = None
     if "master_key" not in kwargs:
         kwargs["master_key"], made = master_key_for(target, env, create=create)

@@ -48,8 +48,9 @@ def is_postgres(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def store_env(target: str, *, create: bool) -> dict[str, str]:
-    """The eventsourcing environment for a target."""
+def store_env(target: str, *, create: bool, pool: bool = True) -> dict[str, str]:
+    """The eventsourcing environment for a target (`pool=False`: on PostgreSQL, plain
+    connections instead of the library's pool, see `pg_schema`)."""
     if is_postgres(target):
         url = _parse_url(target)
         env = {
@@ -64,6 +65,8 @@ def store_env(target: str, *, create: bool) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "4",
         }
+        if not pool:
+            env["POSTGRES_POOL"] = "n"
     else:
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": target,
                "SQLITE_LOCK_TIMEOUT": "10"}

@@ -1,11 +1,17 @@
 """The views on PostgreSQL: the same contract as `views.SQLiteViewRecorder`, in the
-store's own database, through the application's psycopg pool.
+store's own database, through the application's connections.
 
 A page commits in one transaction with `UPDATE projection_tracking SET position = end
 WHERE view = ? AND position = start`: under READ COMMITTED a concurrent worker's UPDATE
 of the same row waits for ours, then re-checks its WHERE against the committed row, finds
 the position moved, updates nothing, and rolls its page back. So two workers never
 apply an event twice.
+
+A page's rows go to the server in bulk: plain inserts of many rows by `COPY` (one
+statement streaming every row, instead of one bound statement per row), upserts of many
+rows as one `INSERT ... SELECT FROM unnest(...)` over arrays of their columns (one
+statement; no two rows of one page share a key: each view writes a key once a page). A
+few rows (a command's inline catch-up) go as before, by `executemany`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import tuple_row
 
 from coursebook.adapters.storage.view_recorders import TRACKING_TABLE, ViewRecorder
 
@@ -27,6 +34,11 @@ def _pg(sql: str) -> str:
     sql = re.sub(r"\bINTEGER\b", "BIGINT", sql.replace("?", "%s"))
     return re.sub(r"\bBLOB\b", "BYTEA", sql)
 
+
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)(.*)",
+                     re.IGNORECASE | re.DOTALL)
+BULK_ROWS = 64
+"""From this many rows, a write goes by COPY or unnest; below, by `executemany`."""
 
 _NAMED = re.compile(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)", re.IGNORECASE)
 
@@ -40,6 +52,7 @@ class PostgresViewRecorder(ViewRecorder):
         super().__init__(view, application_name, tables, ddl)
         self.datastore = datastore
         self.events_table = events_table
+        self._types: dict[str, dict[str, str]] = {}
 
     def create_table(self) -> None:
         if self._in_place():
@@ -81,8 +94,24 @@ class PostgresViewRecorder(ViewRecorder):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(_pg(sql), tuple(params))
-            return [tuple(row.values()) for row in c.fetchall()]
+            rows: Any = c
+            rows.row_factory = tuple_row  # rows as tuples straight away (pages are large)
+            rows.execute(_pg(sql), tuple(params))
+            found: list[tuple[Any, ...]] = rows.fetchall()
+            return found
+
+    def reset(self, drop: Sequence[str] = ()) -> None:
+        """`ViewRecorder.reset` with `TRUNCATE` (the old rows are not deleted one by one,
+        and leave nothing for the next inserts and index builds to step over). The
+        tracking row is taken first, as a page's commit takes it, so that a worker
+        committing a page meanwhile waits for the reset (or it for the page) instead of
+        the two locking each other out."""
+        with self._writing() as c:
+            c.execute(_pg(f"UPDATE {TRACKING_TABLE} SET position=0 WHERE view=?"),
+                      (self.view,))
+            for index in drop:
+                c.execute(f"DROP INDEX IF EXISTS {index}")
+            c.execute(f"TRUNCATE {', '.join(self.tables)}")
 
     def _has_table(self, name: str) -> bool:
         return self.query("SELECT to_regclass(?)", (name,))[0][0] is not None
@@ -93,3 +122,33 @@ class PostgresViewRecorder(ViewRecorder):
     @staticmethod
     def _sql(sql: str) -> str:
         return _pg(sql)
+
+    def _write_rows(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        found = _INSERT.fullmatch(sql) if len(rows) >= BULK_ROWS else None
+        if found is None:
+            cursor.executemany(_pg(sql), rows)
+            return
+        table, columns, rest = found.group(1), found.group(2), found.group(3).strip()
+        if not rest:
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        names = [name.strip() for name in columns.split(",")]
+        types = self._column_types(table)
+        arrays = ", ".join(f"%s::{types[name]}[]" for name in names)
+        # Arrays sent in binary: in text, every element would be quoted and escaped.
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
+                       f"{_pg(rest)}", [list(column) for column in zip(*rows, strict=True)],
+                       binary=True)
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """The SQL type of each column of one of the view's tables (read once)."""
+        known = self._types
+        if table not in known:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("SELECT attname AS name, format_type(atttypid, atttypmod) AS type "
+                          "FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+                          "AND NOT attisdropped", (table,))
+                known[table] = {row["name"]: row["type"] for row in c.fetchall()}
+        return known[table]

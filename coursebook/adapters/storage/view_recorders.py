@@ -27,8 +27,8 @@ Four choices on top of the library's model:
   sorted in one pass, once the catch-up reaches the head. Should the rebuild stop half
   way, `create_table` (run whenever the views are opened) creates them again: an index
   is never missing for long and never wrong. Rebuilding every view reads and decodes
-  each page once for all of them (`rebuild_together`); each view still commits its own
-  page with compare-and-set.
+  each page once for all of them (`rebuild_together`), reading the next page while the
+  views apply this one; each view still commits its own page with compare-and-set.
 
 `ViewRecorder` is the storage contract (SQLite here); `ViewProjection` turns a page of
 notifications into writes; `ViewRunner` catches up, rebuilds, and reports status.
@@ -40,6 +40,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -115,7 +116,7 @@ class ViewRecorder(ABC):
                     raise _Moved
                 for sql, rows in writes:
                     if rows:
-                        c.executemany(self._sql(sql), rows)
+                        self._write_rows(c, sql, rows)
         except _Moved:
             return False
         return True
@@ -222,6 +223,10 @@ class ViewRecorder(ABC):
     def _sql(sql: str) -> str:
         """A statement written for SQLite (`?` placeholders), as this database takes it."""
         return sql
+
+    def _write_rows(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Runs one of a page's writes (`sql` once per row) in the page's transaction."""
+        cursor.executemany(self._sql(sql), rows)
 
     def close(self) -> None:  # noqa: B027 (nothing to release by default)
         """Releases what the recorder holds of its own."""
@@ -431,8 +436,11 @@ class ViewRunner:
                     for n in self.app.recorder.select_notifications(
                         start + 1, limit, stop=until, topics=names)]
         # Every row's tag checked before a view is built from it (`Tampered` otherwise).
+        check_rows = getattr(self.app.mapper, "check_rows", None)
         check = getattr(self.app.mapper, "check_row", None)
-        if check is not None:
+        if check_rows is not None:
+            check_rows(rows)
+        elif check is not None:
             for r in rows:
                 check(r[1], r[2], r[3], r[4], r[0])
         if aliases:
@@ -528,21 +536,36 @@ def _rebuild_pages(runners: Sequence[ViewRunner], topics: Sequence[str],
     decode, page_size = first.projection.decode, first.rebuild_page_size
     together, processed, position = list(runners), dict.fromkeys(runners, 0), 0
     at = dict.fromkeys(runners, 0)  # each view's own position
-    while together:
-        rows = first._select_topics(position, topics, None, page_size)
-        if not rows:
-            break
-        bodies = [decode(row[3], row[4]) for row in rows]
-        for runner in list(together):
-            applied = runner.commit(at[runner], rows, bodies)
-            if applied is None:
-                together.remove(runner)
-            else:
-                processed[runner] += applied
-                at[runner] = runner._built_on or 0
-        position = rows[-1][0]
-        if progress is not None:
-            progress(position, max(head, position))
-        if len(rows) < page_size:
-            break
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coursebook-read") as reader:
+        # The next page is read (and its tags checked) while this one is applied: the
+        # read waits on the database, the views on the processor.
+        ahead = reader.submit(first._select_topics, position, topics, None, page_size)
+        while together:
+            rows = ahead.result()
+            if not rows:
+                break
+            if len(rows) == page_size:
+                ahead = reader.submit(first._select_topics, rows[-1][0], topics, None,
+                                      page_size)
+            position = _apply_page(together, processed, at, rows,
+                                   [decode(row[3], row[4]) for row in rows])
+            if progress is not None:
+                progress(position, max(head, position))
+            if len(rows) < page_size:
+                break
     return together, processed
+
+
+def _apply_page(together: list[ViewRunner], processed: dict[ViewRunner, int],
+                at: dict[ViewRunner, int], rows: Sequence[Row],
+                bodies: Sequence[dict[str, Any]]) -> int:
+    """One page of `_rebuild_pages` applied to each view still in the shared pass;
+    returns the page's last position."""
+    for runner in list(together):
+        applied = runner.commit(at[runner], rows, bodies)
+        if applied is None:
+            together.remove(runner)
+        else:
+            processed[runner] += applied
+            at[runner] = runner._built_on or 0
+    return int(rows[-1][0])

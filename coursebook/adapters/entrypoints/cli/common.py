@@ -132,8 +132,12 @@ class Context:
 
     @contextmanager
     def store(self, **kwargs: Any) -> Iterator[Coursebook]:
+        """The store, open for this call. A call asks or changes something and exits:
+        on PostgreSQL it takes plain connections rather than a pool (`pool=True` for a
+        command that runs on, like the view worker)."""
         from coursebook.bootstrap import open_store
 
+        kwargs.setdefault("pool", False)
         try:
             app = open_store(self.target, **kwargs)
         except StoreUnavailable as error:

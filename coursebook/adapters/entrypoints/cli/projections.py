@@ -134,7 +134,7 @@ def run(ctx: Context, poll: float) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with ctx.store() as app:
+        with ctx.store(pool=True) as app:  # runs on: the pool keeps its connections
             result = app.follow_views(stop, poll=poll)
     finally:
         for sig, handler in previous.items():
