@@ -421,7 +421,7 @@ def test_the_views_decoder_and_both_views_refuse_a_newer_record(
         calendar: Any = views["calendar"].projection
         with pytest.raises(NewerRecord):
             calendar._event(row.topic, row.state)
-        for name in ("calendar", "audit", "recall"):
+        for name in ("calendar", "audit", "recall", "compliance"):
             with pytest.raises(NewerRecord):
                 views[name].projection.page([as_row(row)])
     finally:
