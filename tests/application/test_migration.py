@@ -280,7 +280,7 @@ def test_views_of_another_format_are_rebuilt_and_reported(built: Coursebook) -> 
         assert done["views_rebuilt"][0]["events"] > 0
         assert other.audit()[:-1] == expected
         assert other.audit()[-1]["detail"]["views_rebuilt"] == ["audit"]
-        assert [v["rebuild_needed"] for v in other.check_migration()["views"]] == [False] * 3
+        assert [v["rebuild_needed"] for v in other.check_migration()["views"]] == [False] * 4
     finally:
         other.close()
 
