@@ -65,6 +65,7 @@ SEVERITY: dict[str, str] = {
 """Every finding code and its severity."""
 
 CODES = tuple(SEVERITY)
+_ORDER = {code: n for n, code in enumerate(CODES)}  # CODES.index, looked up once
 
 MEANING: dict[str, str] = {
     "SPACING_OVERRIDDEN": "a session came sooner than its spacing rule allows, with a "
@@ -119,7 +120,7 @@ class Finding:
     def sort_key(self) -> tuple[Any, ...]:
         """By `at`, then `course_id` (the reference); then session, code and subject, so the
         order is total and two runs over the same events print the same report."""
-        return (self.at, self.course_id or "", self.session_no or 0, CODES.index(self.code),
+        return (self.at, self.course_id or "", self.session_no or 0, _ORDER[self.code],
                 str(self.detail.get("practitioner_id", "")))
 
     def as_dict(self) -> dict[str, Any]:
@@ -230,8 +231,8 @@ class Contribution:
         if overdue is not None:
             latest = dt.date.fromisoformat(overdue.detail["latest"])
             if latest < today:
-                yield attrs.evolve(overdue, detail={**overdue.detail,
-                                                    "days_overdue": (today - latest).days})
+                yield Finding(overdue.code, overdue.course_id, overdue.session_no, overdue.at,
+                              {**overdue.detail, "days_overdue": (today - latest).days})
         missed = self.missed
         if missed is not None and today > dt.date.fromisoformat(missed.detail["latest"]):
             yield missed
@@ -248,15 +249,19 @@ class Contribution:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Contribution:
-        def finding(item: list[Any]) -> Finding:
-            code, course_id, session_no, at, detail = item
-            return Finding(code, course_id, session_no, dt.datetime.fromisoformat(at), detail)
+        instant = dt.datetime.fromisoformat
 
-        overdue, missed = data["overdue"], data["missed"]
-        return cls(tuple(finding(item) for item in data["settled"]),
-                   tuple(finding(item) for item in data["unreviewed"]),
-                   None if overdue is None else finding(overdue),
-                   None if missed is None else finding(missed))
+        def one(item: list[Any] | None) -> Finding | None:
+            if item is None:
+                return None
+            code, course_id, session_no, at, detail = item
+            return Finding(code, course_id, session_no, instant(at), detail)
+
+        return cls(tuple([Finding(code, course_id, session_no, instant(at), detail)
+                          for code, course_id, session_no, at, detail in data["settled"]]),
+                   tuple([Finding(code, course_id, session_no, instant(at), detail)
+                          for code, course_id, session_no, at, detail in data["unreviewed"]]),
+                   one(data["overdue"]), one(data["missed"]))
 
 
 def contribution(state: CourseState, zone: ZoneInfo) -> Contribution:
