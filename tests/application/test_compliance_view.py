@@ -79,6 +79,7 @@ def test_findings_that_begin_later_appear_when_their_moment_comes(clinic: Clinic
     assert "REACTION_UNREVIEWED" in codes[3]
     assert "LICENSE_EXPIRING" in codes[30] - codes[1]  # the nurse's licence, 16 days left
     assert "OVERDUE" in codes[30] - codes[3]
+    assert view.html() == events.html()  # the page folds the courses it draws
 
 
 def test_a_fact_dated_after_now_is_left_out_as_the_events_leave_it_out(clinic: Clinic):
