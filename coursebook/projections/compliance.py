@@ -3,7 +3,9 @@
 Two layers, so the judgement can be tested with time as data:
 
 - `judge(courses, practitioners, as_of=, zone=, erased=)` is pure: it reads folded
-  `CourseState`s and practitioners and returns the findings as they stood at `as_of`.
+  `CourseState`s and practitioners and returns the findings as they stood at `as_of`,
+  through each course's `Contribution` (its findings, the time-dependent ones with the
+  moment from which they hold), which the compliance view stores per course.
 - `build_report(events, as_of=, known_at=, zone=)` is pure too: it selects the events a
   time-travel question sees (`domain.selection.select_events`: valid time `at <= as_of`,
   recorded time `timestamp <= known_at`), folds them in recording order, and judges.
