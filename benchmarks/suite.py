@@ -51,10 +51,14 @@ class Sizes:
     """Repetitions of the short timed operations (the median is reported)."""
     catch_up: int = 20_000
     """Events the per-event catch-up baseline processes (its rate is per event)."""
+    now_full: bool = True
+    """Compliance as of now over 10,000 courses, in a store of its own (else over the
+    clinic of (b); so with `--quick` or `--courses`)."""
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(courses=400, commands=600, long_course=1_000, repeat=3, catch_up=1_000)
+        return cls(courses=400, commands=600, long_course=1_000, repeat=3, catch_up=1_000,
+                   now_full=False)
 
 
 @attrs.define
@@ -626,6 +630,14 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
                  f"status of each as of the moment; the scan read {r['scanned']} "
                  f"session-lots"))
 
+        # (d'') compliance as of now, from its view (benchmarks/compliance_now.py)
+        from benchmarks import compliance_now
+
+        advance = track("compliance now (view)", 1)
+        figures += compliance_now.figures(stores, clinic, sizes.courses,
+                                          own_store=sizes.now_full, repeat=sizes.repeat)
+        advance(1)
+
         # (c) rebuild, against the raw limit and the library's per-event catch-up
         advance = track("rebuild: raw read, per-event catch-up, views",
                         min(b["stored"], sizes.catch_up))
@@ -793,6 +805,8 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("courses", "commands", "long_course", "repeat", "catch_up"):
         if getattr(args, key) is not None:
             setattr(sizes, key, getattr(args, key))
+    if args.courses is not None:
+        sizes.now_full = False
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:

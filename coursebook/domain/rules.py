@@ -54,6 +54,7 @@ __all__ = [
     "first_refusal",
     "follow_up_missed",
     "follow_up_status",
+    "follow_up_unmet",
     "future_fact",
     "interval_below_protocol",
     "judge_session",
@@ -575,18 +576,28 @@ def follow_up_missed(state: CourseState, as_of: dt.datetime,
     """FOLLOW_UP_MISSED once the as-of local date is after the follow-up's last allowed
     day with no follow-up recorded on or before that day: (the start of the local day
     after it, detail). Whatever the course's status."""
+    unmet = follow_up_unmet(state, zone)
+    if unmet is None or not local_date(as_of, zone) > unmet[0]:
+        return None
+    return unmet[1], unmet[2]
+
+
+def follow_up_unmet(state: CourseState,
+                    zone: ZoneInfo) -> tuple[dt.date, dt.datetime, dict[str, Any]] | None:
+    """The follow-up the catalogue asks for when none was recorded on or before its last
+    allowed day: (that day, the start of the local day after it, detail), whatever the
+    moment asked about; `follow_up_missed` holds once the as-of local date is past it."""
     status = follow_up_status(state, zone)
     if status is None:
         return None
     latest = dt.date.fromisoformat(status["latest"])
-    if not local_date(as_of, zone) > latest:
-        return None
     in_time = [f for f in state.follow_ups if f.session_no == status["session_no"]
                and local_date(f.at, zone) <= latest]
     if in_time:
         return None
     ran_out = dt.datetime.combine(latest + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-    return ran_out.astimezone(dt.UTC), {"due": status["due"], "latest": status["latest"]}
+    return latest, ran_out.astimezone(dt.UTC), {"due": status["due"],
+                                                 "latest": status["latest"]}
 
 
 def judge_session(session: GivenSession) -> list[tuple[str, dict[str, Any]]]:

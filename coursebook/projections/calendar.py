@@ -166,7 +166,7 @@ class _Body:
 class CalendarProjection(ViewProjection):
     name = "calendar"
     topics = (*course_topics(), get_topic(PatientRecord.Erased))
-    tables = ("view_calendar",)
+    tables: tuple[str, ...] = ("view_calendar",)
     format_version = 2  # 1: before catalogues (no screening_valid_until, no follow_up)
     ddl = (
         "CREATE TABLE IF NOT EXISTS view_calendar (course_id TEXT PRIMARY KEY, "
@@ -213,9 +213,22 @@ class CalendarProjection(ViewProjection):
 
     def page(self, rows: Sequence[Row],
              bodies: Sequence[dict[str, Any]] | None = None) -> list[Write]:
+        zone: ZoneInfo = self.app.zone
+        touched, erased = self.fold_page(rows, bodies)
+        out = []
+        for state in touched.values():
+            placed = calendar_entry(state, zone)
+            day, entry = placed if placed is not None else (None, None)
+            out.append((state.course_id, patient_key(state.patient_ref), day,
+                        None if entry is None else orjson.dumps(entry).decode()))
+        return [(self.UPSERT, out), (self.ERASE, erased)]
+
+    def fold_page(self, rows: Sequence[Row], bodies: Sequence[dict[str, Any]] | None = None,
+                  ) -> tuple[dict[Any, CourseState], list[tuple[str]]]:
+        """Folds a page into the courses' states: (each course the page touched, by
+        aggregate id, its state after it; each erased patient's key, as a 1-tuple)."""
         if len(self.states) > CACHE_LIMIT:
             self.states = {}
-        zone: ZoneInfo = self.app.zone
         touched: dict[Any, CourseState] = {}
         erased: list[tuple[str]] = []
         states, opened, erasure = self.states, self._opened_topic, self._erased_topic
@@ -248,13 +261,7 @@ class CalendarProjection(ViewProjection):
                 found.apply(event)
                 state = found
             touched[key] = state
-        out = []
-        for state in touched.values():
-            placed = calendar_entry(state, zone)
-            day, entry = placed if placed is not None else (None, None)
-            out.append((state.course_id, patient_key(state.patient_ref), day,
-                        None if entry is None else orjson.dumps(entry).decode()))
-        return [(self.UPSERT, out), (self.ERASE, erased)]
+        return touched, erased
 
     # -- queries -----------------------------------------------------------------------
     def entries(self, start: dt.date | None = None,

@@ -3,7 +3,9 @@
 Two layers, so the judgement can be tested with time as data:
 
 - `judge(courses, practitioners, as_of=, zone=, erased=)` is pure: it reads folded
-  `CourseState`s and practitioners and returns the findings as they stood at `as_of`.
+  `CourseState`s and practitioners and returns the findings as they stood at `as_of`,
+  through each course's `Contribution` (its findings, the time-dependent ones with the
+  moment from which they hold), which the compliance view stores per course.
 - `build_report(events, as_of=, known_at=, zone=)` is pure too: it selects the events a
   time-travel question sees (`domain.selection.select_events`: valid time `at <= as_of`,
   recorded time `timestamp <= known_at`), folds them in recording order, and judges.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -41,8 +43,9 @@ from coursebook.projections.collector import collector_paused
 from coursebook.projections.course_view import iso
 
 __all__ = [
-    "CODES", "LICENSE_HORIZON_DAYS", "MEANING", "REVIEW_WINDOW", "SEVERITY", "Finding", "Report",
-    "build_report", "fold_under", "judge",
+    "CODES", "LICENSE_HORIZON_DAYS", "MEANING", "REVIEW_WINDOW", "SEVERITY", "Contribution",
+    "Finding", "Report", "build_report", "contribution", "fold_practitioner", "fold_under",
+    "judge", "judge_contributions",
     "report_topics",
     "what_if_report",
 ]
@@ -64,6 +67,7 @@ SEVERITY: dict[str, str] = {
 """Every finding code and its severity."""
 
 CODES = tuple(SEVERITY)
+_ORDER = {code: n for n, code in enumerate(CODES)}  # CODES.index, looked up once
 
 MEANING: dict[str, str] = {
     "SPACING_OVERRIDDEN": "a session came sooner than its spacing rule allows, with a "
@@ -118,7 +122,7 @@ class Finding:
     def sort_key(self) -> tuple[Any, ...]:
         """By `at`, then `course_id` (the reference); then session, code and subject, so the
         order is total and two runs over the same events print the same report."""
-        return (self.at, self.course_id or "", self.session_no or 0, CODES.index(self.code),
+        return (self.at, self.course_id or "", self.session_no or 0, _ORDER[self.code],
                 str(self.detail.get("practitioner_id", "")))
 
     def as_dict(self) -> dict[str, Any]:
@@ -133,7 +137,10 @@ class Report:
     as_of: dt.datetime
     known_at: dt.datetime | None
     zone: ZoneInfo
-    courses: dict[str, CourseState]
+    courses: Mapping[str, CourseState]
+    """Every course the question sees. A report of now answered from the compliance view
+    folds a course from the log only when it is looked up (the page draws those with
+    findings); its length is known without."""
     practitioners: dict[str, rules.Practitioner]
     erased: frozenset[str]
     findings: list[Finding]
@@ -173,24 +180,101 @@ def judge(courses: Iterable[CourseState], practitioners: Iterable[rules.Practiti
     """Every finding as it stood at `as_of`, ordered by `at` then `course_id`.
 
     `courses` are folded from the events the question sees; `erased` holds the
-    `patient_ref`s erased by then (their courses are never OVERDUE).
+    `patient_ref`s erased by then (their courses are never OVERDUE). Each course is
+    judged through its `Contribution`, as the compliance view keeps it.
     """
+    return judge_contributions(
+        ((contribution(state, zone), state.patient_ref in erased) for state in courses),
+        practitioners, as_of=as_of, zone=zone)
+
+
+def judge_contributions(contributions: Iterable[tuple[Contribution, bool]],
+                        practitioners: Iterable[rules.Practitioner], *,
+                        as_of: dt.datetime, zone: ZoneInfo) -> list[Finding]:
+    """`judge` from each course's contribution and whether its patient was erased by
+    `as_of`, plus the practitioners' findings; ordered by `Finding.sort_key`."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     findings: list[Finding] = []
-    for state in courses:
-        findings.extend(_session_findings(state))
-        findings.extend(_reaction_findings(state, as_of))
-        findings.extend(_safety_findings(state))
-        overdue = _overdue(state, as_of, zone, erased=state.patient_ref in erased)
-        if overdue is not None:
-            findings.append(overdue)
-        missed = _follow_up_missed(state, as_of, zone, erased=state.patient_ref in erased)
-        if missed is not None:
-            findings.append(missed)
+    today = rules.local_date(as_of, zone)
+    for made, erased in contributions:
+        findings.extend(made.findings(as_of, today, erased=erased))
     findings.extend(_licence_findings(practitioners, as_of, zone))
     findings.sort(key=Finding.sort_key)
     return findings
+
+
+@attrs.frozen(hash=False)
+class Contribution:
+    """What one course contributes to the report, judged under its own catalogue from
+    the events folded: the findings that hold at any later moment (`settled`), and those
+    that begin to hold at a moment: each REACTION_UNREVIEWED once its deadline (its
+    `at`) is at or before the as-of moment, OVERDUE and FOLLOW_UP_MISSED once the as-of
+    local date is past the last allowed day (`detail["latest"]`), never for an erased
+    patient's course. The compliance view stores it per course (`as_json`), so the
+    report as of now only evaluates those moments."""
+
+    settled: tuple[Finding, ...] = ()
+    unreviewed: tuple[Finding, ...] = ()
+    overdue: Finding | None = None
+    """`detail["days_overdue"]` is None here: it counts from the as-of date."""
+    missed: Finding | None = None
+
+    def findings(self, as_of: dt.datetime, today: dt.date, *,
+                 erased: bool) -> Iterator[Finding]:
+        """The findings as they stood at `as_of` (`today`: its local date)."""
+        yield from self.settled
+        for finding in self.unreviewed:
+            if finding.at <= as_of:
+                yield finding
+        if erased:
+            return
+        overdue = self.overdue
+        if overdue is not None:
+            latest = dt.date.fromisoformat(overdue.detail["latest"])
+            if latest < today:
+                yield Finding(overdue.code, overdue.course_id, overdue.session_no, overdue.at,
+                              {**overdue.detail, "days_overdue": (today - latest).days})
+        missed = self.missed
+        if missed is not None and today > dt.date.fromisoformat(missed.detail["latest"]):
+            yield missed
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready form (`from_json` reads it back to an equal contribution)."""
+        def plain(finding: Finding | None) -> list[Any] | None:
+            return None if finding is None else [finding.code, finding.course_id,
+                                                 finding.session_no, iso(finding.at),
+                                                 finding.detail]
+        return {"settled": [plain(f) for f in self.settled],
+                "unreviewed": [plain(f) for f in self.unreviewed],
+                "overdue": plain(self.overdue), "missed": plain(self.missed)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Contribution:
+        instant = dt.datetime.fromisoformat
+
+        def one(item: list[Any] | None) -> Finding | None:
+            if item is None:
+                return None
+            code, course_id, session_no, at, detail = item
+            return Finding(code, course_id, session_no, instant(at), detail)
+
+        return cls(tuple([Finding(code, course_id, session_no, instant(at), detail)
+                          for code, course_id, session_no, at, detail in data["settled"]]),
+                   tuple([Finding(code, course_id, session_no, instant(at), detail)
+                          for code, course_id, session_no, at, detail in data["unreviewed"]]),
+                   one(data["overdue"]), one(data["missed"]))
+
+
+def contribution(state: CourseState, zone: ZoneInfo) -> Contribution:
+    """What `state` contributes to the report at any moment (see `Contribution`)."""
+    settled = [*_session_findings(state)]
+    unreviewed: list[Finding] = []
+    for finding in _reaction_findings(state):
+        (unreviewed if finding.code == "REACTION_UNREVIEWED" else settled).append(finding)
+    settled.extend(_safety_findings(state))
+    return Contribution(tuple(settled), tuple(unreviewed), _overdue(state, zone),
+                        _follow_up_missed(state, zone))
 
 
 def _protocol(state: CourseState) -> dict[str, Any]:
@@ -243,16 +327,14 @@ def _safety_findings(state: CourseState) -> Iterator[Finding]:
                                                 **_decided_by(state, "blood_thinners")})
 
 
-def _follow_up_missed(state: CourseState, as_of: dt.datetime, zone: ZoneInfo, *,
-                      erased: bool) -> Finding | None:
-    """FOLLOW_UP_MISSED (catalogue parameter `follow_up`), whatever the course's status;
-    never for a course whose patient was erased by then."""
-    if erased:
+def _follow_up_missed(state: CourseState, zone: ZoneInfo) -> Finding | None:
+    """FOLLOW_UP_MISSED (catalogue parameter `follow_up`), whatever the course's status,
+    once the as-of local date is past `detail["latest"]` (`Contribution.findings`,
+    which also leaves it out for a course whose patient was erased by then)."""
+    unmet = rules.follow_up_unmet(state, zone)
+    if unmet is None:
         return None
-    missed = rules.follow_up_missed(state, as_of, zone)
-    if missed is None:
-        return None
-    ran_out, detail = missed
+    _, ran_out, detail = unmet
     rule = state.safety.follow_up
     assert rule is not None
     return Finding("FOLLOW_UP_MISSED", state.course_id, rule.after_session, ran_out,
@@ -266,11 +348,12 @@ def _reaction_detail(reaction: Reaction) -> dict[str, Any]:
             "decision": reaction.decision}
 
 
-def _reaction_findings(state: CourseState, as_of: dt.datetime) -> Iterator[Finding]:
+def _reaction_findings(state: CourseState) -> Iterator[Finding]:
     """SEVERE_REACTION for each reaction of severity >= 3 or of a serious kind (the
-    catalogue's `serious_reaction_kinds`); REACTION_UNREVIEWED once its
-    48 hours have run out (deadline <= as_of) without a review within them. A review
-    recorded later does not remove it: the finding says the deadline was missed."""
+    catalogue's `serious_reaction_kinds`); REACTION_UNREVIEWED, at its deadline, for one
+    without a review within its 48 hours: it holds once the deadline is at or before the
+    as-of moment (`Contribution.findings`). A review recorded later does not remove it:
+    the finding says the deadline was missed."""
     for reaction in state.reactions:
         if not reaction.severe:
             continue
@@ -279,26 +362,24 @@ def _reaction_findings(state: CourseState, as_of: dt.datetime) -> Iterator[Findi
                       detail)
         deadline = reaction.at + REVIEW_WINDOW
         reviewed_in_time = reaction.reviewed_at is not None and reaction.reviewed_at <= deadline
-        if deadline <= as_of and not reviewed_in_time:
+        if not reviewed_in_time:
             yield Finding("REACTION_UNREVIEWED", state.course_id, reaction.session_no,
                           deadline, {**detail, "deadline": iso(deadline),
                                      "review_window_hours": 48})
 
 
-def _overdue(state: CourseState, as_of: dt.datetime, zone: ZoneInfo, *,
-             erased: bool) -> Finding | None:
-    """OVERDUE: an active or maintenance course whose `next.latest` is before the as-of
-    local date; `at` is the start of the local day after `next.latest`. A paused course
-    is not overdue, nor one whose patient was erased by then."""
-    if erased or state.status not in ("active", "maintenance"):
+def _overdue(state: CourseState, zone: ZoneInfo) -> Finding | None:
+    """OVERDUE: an active or maintenance course with a `next.latest`; it holds once
+    that date is before the as-of local date (`Contribution.findings`, which fills in
+    `days_overdue` and leaves it out for a course whose patient was erased by then).
+    `at` is the start of the local day after `next.latest`. A paused course is not
+    overdue."""
+    if state.status not in ("active", "maintenance"):
         return None
     window = rules.next_window(state, zone)
     if window is None or window["latest"] is None:
         return None
     latest = dt.date.fromisoformat(window["latest"])
-    today = rules.local_date(as_of, zone)
-    if not latest < today:
-        return None
     ran_out = dt.datetime.combine(latest + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     rule = rules.spacing_rule(state, window["session_no"])
     last = state.last_session
@@ -306,7 +387,7 @@ def _overdue(state: CourseState, as_of: dt.datetime, zone: ZoneInfo, *,
               "target": window["target"], "latest": window["latest"],
               "planned_at": iso(window["planned_at"]),
               "last_session_at": iso(last.at) if last else None,
-              "days_overdue": (today - latest).days, "rule": rule.source,
+              "days_overdue": None, "rule": rule.source,
               "min_days": rule.min_days, "max_days": rule.max_days,
               "protocol": _protocol(state)}
     return Finding("OVERDUE", state.course_id, window["session_no"],
@@ -378,7 +459,7 @@ def build_report(events: Iterable[Any], *, as_of: dt.datetime, known_at: dt.date
         if not selected:
             continue
         if isinstance(stream[0], PractitionerRecord.Registered):
-            practitioner = _fold_practitioner(selected)
+            practitioner = fold_practitioner(selected)
             if practitioner is not None:
                 practitioners[practitioner.practitioner_id] = practitioner
             continue
@@ -482,7 +563,8 @@ def _kind(cls: type) -> int:
     return _IGNORED
 
 
-def _fold_practitioner(events: list[Any]) -> rules.Practitioner | None:
+def fold_practitioner(events: Iterable[Any]) -> rules.Practitioner | None:
+    """A practitioner as their selected events (in recording order) leave them."""
     practitioner: rules.Practitioner | None = None
     for event in events:
         if isinstance(event, PractitionerRecord.Registered):

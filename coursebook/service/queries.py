@@ -31,6 +31,7 @@ from coursebook.projections.compliance import (
 )
 from coursebook.projections.course_view import course_document, history_documents
 from coursebook.service import read_models
+from coursebook.service.compliance_now import compliance_now
 from coursebook.service.view_worker import POLL_SECONDS, follow_views
 from coursebook.service.wiring import Wiring
 
@@ -139,6 +140,8 @@ class Queries(Wiring):
                           what_if: str | None = None) -> Report:
         """The compliance report as it stood at `as_of` (default: the clock's now), from
         the events whose `at` <= as_of and, with `known_at`, recorded at or before it.
+        As of now (no `as_of`, `known_at` or `what_if`) it is read from the compliance
+        view (`service.compliance_now`); otherwise from the stored events.
         `.document()` is the JSON document, `.html()` the self-contained page.
 
         `what_if` (a catalogue reference, `name@version` or a file): the same recorded
@@ -150,6 +153,8 @@ class Queries(Wiring):
         self.settle_known_at(known)
         under = None if what_if is None else self._catalogue(what_if)
         with collector_paused(), self.naming_tampered():
+            if as_of is None and known is None and under is None:
+                return compliance_now(self, moment)  # from the compliance view
             if under is None:
                 return build_report(self.report_events(), as_of=moment, known_at=known,
                                     zone=self.zone)

@@ -37,6 +37,7 @@ from coursebook.errors import Code, Rejected
 from coursebook.logs import get_logger
 from coursebook.projections.audit import AuditProjection
 from coursebook.projections.calendar import CalendarProjection
+from coursebook.projections.compliance_view import ComplianceProjection
 from coursebook.projections.course_view import iso
 from coursebook.projections.recall import RecallProjection, lot_key
 from coursebook.projections.view_projection import Progress, ViewProjection
@@ -49,6 +50,7 @@ PROJECTIONS: dict[str, type[ViewProjection]] = {
     "calendar": CalendarProjection,
     "audit": AuditProjection,
     "recall": RecallProjection,
+    "compliance": ComplianceProjection,
 }
 """Every view, by the name `coursebook projections rebuild NAME` takes."""
 

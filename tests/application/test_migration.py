@@ -115,7 +115,8 @@ def test_a_store_this_code_wrote_reads_whole(app: Coursebook, clock: FixedClock)
                for e in report["events"])
     assert [(v["name"], v["format"] == v["stored_format"], v["rebuild_needed"])
             for v in report["views"]] == [("calendar", True, False), ("audit", True, False),
-                                            ("recall", True, False)]
+                                            ("recall", True, False),
+                                            ("compliance", True, False)]
     assert report["snapshots"] == {"usable": 0, "ignored": 0, "other_form": 0, "newer": 0,
                                    "not_intact": 0}
     assert rows(app) == before  # the check wrote nothing
@@ -272,14 +273,14 @@ def test_views_of_another_format_are_rebuilt_and_reported(built: Coursebook) -> 
         report = other.check_migration()
         assert [(v["name"], v["stored_format"], v["rebuild_needed"])
                 for v in report["views"]] == [("calendar", 2, False), ("audit", 1, True),
-                                        ("recall", 1, False)]
+                                        ("recall", 1, False), ("compliance", 1, False)]
         done = other.migrate(actor="ops-1")
         assert [(v["name"], v["from_format"], v["to_format"]) for v in done["views_rebuilt"]] \
             == [("audit", 1, 3)]
         assert done["views_rebuilt"][0]["events"] > 0
         assert other.audit()[:-1] == expected
         assert other.audit()[-1]["detail"]["views_rebuilt"] == ["audit"]
-        assert [v["rebuild_needed"] for v in other.check_migration()["views"]] == [False] * 3
+        assert [v["rebuild_needed"] for v in other.check_migration()["views"]] == [False] * 4
     finally:
         other.close()
 

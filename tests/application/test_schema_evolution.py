@@ -326,7 +326,7 @@ def test_views_catching_up_on_old_topics_see_them(
     """Not only a rebuild: views that have not seen the events yet read them page by
     page (3 notifications a page here) as they are caught up."""
     app = reopen(store, clock)
-    before = app.calendar(), app.audit(), app.recall("LOT-1")
+    before = app.calendar(), app.audit(), app.recall("LOT-1"), app.compliance()
     key = app.integrity_key
     app.close()
     rewrite(store, key, to_topic(old_topic))
@@ -336,13 +336,15 @@ def test_views_catching_up_on_old_topics_see_them(
     conn.execute("DELETE FROM view_audit")
     conn.execute("DELETE FROM view_recall")
     conn.execute("DELETE FROM view_recall_erased")
+    for table in ("view_compliance", "view_compliance_erased", "view_compliance_practitioners"):
+        conn.execute(f"DELETE FROM {table}")
     conn.commit()
     conn.close()
     monkeypatch.setenv("COURSEBOOK_VIEW_PAGE_SIZE", "3")
     app = reopen(store, clock)
     try:
         assert all(status["pending"] > 0 for status in app.views_status())
-        assert (app.calendar(), app.audit(), app.recall("LOT-1")) == before
+        assert (app.calendar(), app.audit(), app.recall("LOT-1"), app.compliance()) == before
         assert before[2]["sessions"]
         assert all(status["up_to_date"] for status in app.views_status())
     finally:
@@ -421,7 +423,7 @@ def test_the_views_decoder_and_both_views_refuse_a_newer_record(
         calendar: Any = views["calendar"].projection
         with pytest.raises(NewerRecord):
             calendar._event(row.topic, row.state)
-        for name in ("calendar", "audit", "recall"):
+        for name in ("calendar", "audit", "recall", "compliance"):
             with pytest.raises(NewerRecord):
                 views[name].projection.page([as_row(row)])
     finally:

@@ -92,7 +92,8 @@ QUERIES: dict[str, Callable[[Coursebook], Any]] = {
         "C1", known_at="2026-11-01T12:00:00Z"),
     "course show --version": lambda app: app.get_course("C1", version=3),
     "course history": lambda app: app.get_history("C1"),
-    "compliance": lambda app: app.compliance(),
+    "compliance --as-of": lambda app: app.compliance(as_of="2026-11-01T12:00:00Z"),
+    "compliance (rebuilt)": lambda app: (app.rebuild_views("compliance"), app.compliance()),
     "audit (rebuilt)": lambda app: (app.rebuild_views(), app.audit("C1")),
     "calendar (rebuilt)": lambda app: (app.rebuild_views(), app.calendar()),
 }
@@ -150,7 +151,7 @@ def test_a_state_rewritten_as_text_is_a_finding_and_named(app: Coursebook, raw: 
     first = result["problems"][0]
     assert (first["position"], first["subject"]) == (position, "course C1")
     assert "text" in first["problem"]
-    for question in ("course show", "course history", "compliance"):
+    for question in ("course show", "course history", "compliance --as-of"):
         with pytest.raises(Tampered) as caught:
             QUERIES[question](app)
         assert "text" in str(caught.value)

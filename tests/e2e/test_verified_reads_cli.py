@@ -33,8 +33,9 @@ def kind_of(where: str) -> str:
 
 
 @pytest.mark.parametrize("query", [["course", "show", "C1"], ["course", "history", "C1"],
-                                   ["compliance"], ["course", "show", "C1", "--as-of",
-                                                    "2024-03-06T00:00:00+01:00"]])
+                                   ["compliance", "--as-of", "2024-03-06T00:00:00+01:00"],
+                                   ["course", "show", "C1", "--as-of",
+                                    "2024-03-06T00:00:00+01:00"]])
 def test_a_changed_event_makes_every_query_exit_3_naming_it(new_target: str, tmp_path: Path,
                                                             query: list[str]) -> None:
     assert coursebook(new_target, tmp_path, "init").returncode == 0
@@ -66,7 +67,8 @@ def test_a_state_stored_as_text_is_a_verify_finding_and_named_elsewhere(
     found = coursebook(where, tmp_path, "--format", "json", "verify")
     assert found.returncode == 3, found.stderr
     assert f'"position":{position}' in found.stdout.replace(" ", "")
-    for query in (["course", "show", "C1"], ["compliance"], ["projections", "rebuild"]):
+    for query in (["course", "show", "C1"], ["compliance", "--as-of", "2024-03-06"],
+                  ["projections", "rebuild"]):
         result = coursebook(where, tmp_path, *query)
         assert result.returncode == 3, (query, result.stderr)
         assert "stored as bytes" in result.stderr

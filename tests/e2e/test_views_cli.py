@@ -137,14 +137,15 @@ class TestProjections:
             self, tmp_path: Path) -> None:
         db = make_store(tmp_path / "s.db")
         status = json_of(coursebook("--format", "json", "projections", "status", db=db))
-        assert {s["name"] for s in status} == {"calendar", "audit", "recall"}
+        assert {s["name"] for s in status} == {"calendar", "audit", "recall", "compliance"}
         assert all(s["up_to_date"] and s["pending"] == 0 for s in status)
 
     def test_rebuild_from_zero_reports_the_events_it_processed(self, tmp_path: Path) -> None:
         db = make_store(tmp_path / "s.db")
         before = json_of(coursebook("--format", "json", "audit", db=db))
         rebuilt = json_of(coursebook("--format", "json", "projections", "rebuild", db=db))
-        assert [r["name"] for r in rebuilt["rebuilt"]] == ["calendar", "audit", "recall"]
+        assert [r["name"] for r in rebuilt["rebuilt"]] == ["calendar", "audit", "recall",
+                                                           "compliance"]
         assert all(r["events"] > 0 for r in rebuilt["rebuilt"])
         assert json_of(coursebook("--format", "json", "audit", db=db)) == before
         one = json_of(coursebook("--format", "json", "projections", "rebuild", "audit",

@@ -321,7 +321,7 @@ def test_new_commands_extend_the_old_chain(kind: str, tmp_path: Path) -> None:
     # The views kept up to date across the old events and the new ones (v0.1.0's rows
     # where their format is unchanged) equal the views rebuilt from zero.
     assert [view["name"] for view in answer(rebuilt)["rebuilt"]] == ["calendar", "audit",
-                                                                "recall"]
+                                                                "recall", "compliance"]
     old_audit = json.loads((FIXTURE / "expected" / "audit.json").read_text(encoding="utf-8"))
     assert [p for p in differences(old_audit, answer(audit)[:len(old_audit)])
             if not allowed("expected/audit.json", p)] == []
@@ -366,7 +366,8 @@ def test_migrate_reads_the_old_store_whole_and_changes_no_answer(tmp_path: Path)
                                    "not_intact": 0}
     assert [(v["name"], v["stored_format"], v["format"], v["rebuild_needed"])
             for v in report["views"]] == [("calendar", 1, 2, True), ("audit", 1, 3, True),
-                                   ("recall", None, 1, False)]  # new since 0.1.0: made on use
+                                   ("recall", None, 1, False),  # new since 0.1.0: made on use
+                                   ("compliance", None, 1, False)]
 
     done = json.loads(migrated.stdout)
     assert (migrated.returncode, done["migrated"], done["snapshots_replaced"]) == (0, True, 1)

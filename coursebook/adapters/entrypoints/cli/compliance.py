@@ -69,9 +69,12 @@ def compliance(ctx: Context, as_of: str | None, known_at: str | None,
         as_of_ts = timestamp_option_value(as_of, "--as-of", zone)
         known_at_ts = timestamp_option_value(known_at, "--known-at", zone)
         report = app.compliance_report(as_of_ts, known_at_ts, what_if=what_if)
+        # Drawn while the store is open: a report of now folds the courses it draws.
+        page = report.html() if html is not None else None
     if html is not None:
+        assert page is not None
         count = plural(len(report.findings), "finding")
-        write_export("--html", html, report.html(), f"the compliance page ({count})",
+        write_export("--html", html, page, f"the compliance page ({count})",
                      force=force, quiet=quiet or not ctx.json)
         if not ctx.json:
             if not quiet:

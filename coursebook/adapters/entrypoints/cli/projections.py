@@ -25,7 +25,8 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def projections() -> None:
-    """The materialised views (calendar, audit, recall): status, rebuild, and a worker."""
+    """The materialised views (calendar, audit, recall, compliance): status, rebuild, and a
+    worker."""
 
 
 @projections.command()
