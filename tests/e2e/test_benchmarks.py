@@ -18,7 +18,7 @@ FIGURES = {
     "rebuild_vs_raw", "rebuild_vs_catchup", "course_show_as_of", "course_show_version",
     "course_show_known_at", "course_history", "memory_rebuild", "memory_compliance",
     "cli_help", "cli_course_show", "verified_history", "verified_as_of", "recall",
-    "compliance_what_if",
+    "compliance_what_if", "commands_concurrent", "command_latency_p99_concurrent",
 }
 KEYS = {"value", "unit", "baseline", "ratio", "target", "met"}
 
