@@ -30,6 +30,8 @@ from typing import Any
 __all__ = ["measure_concurrent", "share_out"]
 
 Plan = list[dict[str, Any]]
+LOCK_TIMEOUT = 30.0
+"""Seconds a CRUD + audit connection waits for SQLite's write lock."""
 
 
 def share_out(commands: list[dict[str, Any]], callers: int) -> tuple[Plan, list[Plan]]:
@@ -99,8 +101,11 @@ def _open_design(design: str, target: str, threads: int) -> tuple[list[Any], Cal
         return [app.execute] * threads, app.close
     from benchmarks.reference import CrudAudit
 
-    def connect() -> Any:  # each connection is used by one thread, not always its maker
-        return sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    def connect() -> Any:
+        """Used by one thread, not always its maker; waiting for the write lock as long
+        as coursebook's writers may (the driver's default 5 s gives up under load)."""
+        return sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                               timeout=LOCK_TIMEOUT)
 
     cruds = [CrudAudit.postgres(target) if target.startswith("postgresql://")
              else CrudAudit(connect) for _ in range(threads)]
