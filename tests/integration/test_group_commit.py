@@ -69,25 +69,34 @@ def prepared(kind: str, tmp_path: Path, courses: list[str]) -> Coursebook:
     return app
 
 
-def hold_and_inject(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """`adjust_interval` with reason HOLD waits for the returned event; with reason FAIL
-    it changes the course, then raises RuntimeError (a bug in the middle of a group, as
-    far as the engine knows)."""
-    release = threading.Event()
+class Hold:
+    """Set `holding` once a HOLD command is being decided; it waits for `release`."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+
+def hold_and_inject(monkeypatch: pytest.MonkeyPatch) -> Hold:
+    """`adjust_interval` with reason HOLD waits for the returned hold's release; with
+    reason FAIL it changes the course, then raises RuntimeError (a bug in the middle of
+    a group, as far as the engine knows)."""
+    hold = Hold()
     original = TreatmentCourse.adjust_interval
 
     def adjust_interval(self: TreatmentCourse, ctx: Any, **fields: Any) -> None:
         if fields["reason"] == HOLD:
-            assert release.wait(TIMEOUT)
+            hold.holding.set()
+            assert hold.release.wait(TIMEOUT)
         original(self, ctx, **fields)
         if fields["reason"] == FAIL:  # after changing the course (its copy)
             raise RuntimeError("injected")
 
     monkeypatch.setattr(TreatmentCourse, "adjust_interval", adjust_interval)
-    return release
+    return hold
 
 
-def in_one_group(app: Coursebook, release: threading.Event, holder: dict[str, Any],
+def in_one_group(app: Coursebook, hold: Hold, holder: dict[str, Any],
                  bodies: list[dict[str, Any]]) -> list[Any]:
     """Sends `holder` (its leader held), then each of `bodies` from a thread of its own;
     once they all wait, releases the holder, so that they are decided as one group.
@@ -102,15 +111,14 @@ def in_one_group(app: Coursebook, release: threading.Event, holder: dict[str, An
 
     first = threading.Thread(target=app.execute, args=(holder,))
     first.start()
+    assert hold.holding.wait(TIMEOUT)  # its leader is deciding it, alone
     deadline = time.monotonic() + TIMEOUT
-    while not app._group_leading and time.monotonic() < deadline:  # the holder leads
-        time.sleep(0.001)
     threads = [threading.Thread(target=send, args=(n, b)) for n, b in enumerate(bodies)]
     for thread in threads:
         thread.start()
     while len(app._group_waiting) < len(bodies) and time.monotonic() < deadline:
         time.sleep(0.001)
-    release.set()
+    hold.release.set()
     for thread in [first, *threads]:
         thread.join(TIMEOUT)
     return results
@@ -124,12 +132,12 @@ def test_a_command_failing_in_its_group_records_nothing_and_its_neighbours_commi
         kind: str, shared_target: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     app = prepared(kind, tmp_path, ["A", "B", "C", "D"])
-    release = hold_and_inject(monkeypatch)
+    hold = hold_and_inject(monkeypatch)
     bodies = [adjust("g-1", "A"), adjust("g-boom", "B", FAIL), adjust("g-3", "C"),
               {**adjust("g-missing", "NOWHERE")}, adjust("g-5", "A", target_days=14),
               adjust("g-1", "A")]  # a retry of g-1, in the same group
     with capture_logs() as events:
-        results = in_one_group(app, release, adjust("g-hold", "D", HOLD), bodies)
+        results = in_one_group(app, hold, adjust("g-hold", "D", HOLD), bodies)
     assert len(bodies) in groups_logged(events)  # they were decided as one group
     first, boom, third, missing, fifth, retry = results
     assert isinstance(boom, RuntimeError)
@@ -159,7 +167,7 @@ def test_the_same_commands_sent_by_every_thread_at_once_apply_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     threads = 8
     app = prepared(kind, tmp_path, ["H"])
-    release = hold_and_inject(monkeypatch)
+    hold = hold_and_inject(monkeypatch)
     sequence = [
         {"command": "open_course", "command_id": "r-open", "at": AT, "actor": "admin",
          "course_id": "R", "patient_ref": "P-R", "indication": "skin_rejuvenation"},
@@ -179,7 +187,7 @@ def test_the_same_commands_sent_by_every_thread_at_once_apply_once(
 
     with capture_logs() as events:
         # Every thread's first command in one group: eight copies of one command id.
-        firsts = in_one_group(app, release, adjust("r-hold", "H", HOLD),
+        firsts = in_one_group(app, hold, adjust("r-hold", "H", HOLD),
                               [sequence[0]] * threads)
         workers = [threading.Thread(target=rest, args=(n,)) for n in range(threads)]
         for worker in workers:
