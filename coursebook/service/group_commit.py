@@ -227,8 +227,13 @@ class GroupCommitting(Commanding):
             return False
         self._remember_saved(batch.aggregates.values(), recordings)
         processing.aggregates.update(batch.aggregates)  # which to snapshot
-        self._take_snapshots(processing)
-        self._notify(recordings)
+        try:
+            self._take_snapshots(processing)
+            self._notify(recordings)
+        except _UNAVAILABLE as error:  # recorded; a retry of each is a duplicate
+            for call in group:
+                if not call.done:
+                    self._unavailable_call(call, error)
         return True
 
     def _unavailable_call(self, call: _Call, error: Exception) -> None:
