@@ -8,6 +8,8 @@ What a host relies on when its threads share one `Coursebook` for their commands
 - the same commands sent by every thread at once apply once each: the others are
   answered `duplicate`, the store holds each command's events once, and the views equal
   a rebuild;
+- a store that stops answering during a group's commit answers `StoreUnavailable` to
+  each of its commands, and each sent again applies once;
 - a process killed with SIGKILL while its threads' groups are being written leaves
   each command wholly in the store or not at all, and sending everything again applies
   the rest exactly once.
@@ -31,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
-from coursebook import Code, Coursebook, Rejected, open_store
+from coursebook import Code, Coursebook, Rejected, StoreUnavailable, open_store
 from coursebook.adapters.storage.persistence import is_postgres
 from coursebook.clock import FixedClock
 from coursebook.domain.course import TreatmentCourse
@@ -211,6 +214,33 @@ def test_the_same_commands_sent_by_every_thread_at_once_apply_once(
     live = views_snapshot(app)
     read_models.rebuild(app)
     assert views_snapshot(app) == live
+    app.close()
+
+
+def test_a_store_that_fails_on_a_groups_commit_leaves_every_command_to_retry(
+        kind: str, shared_target: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    app = prepared(kind, tmp_path, ["A", "B", "C", "D"])
+    hold = hold_and_inject(monkeypatch)
+    recorder: Any = app.recorder
+    insert = recorder.insert_events
+    before = app.recorder.max_notification_id()
+
+    def gone_for_groups(events: list[Any], **kwargs: Any) -> Any:
+        if len(events) > 2:  # a group's (the holder alone writes one event, one receipt)
+            raise OperationalError("server closed the connection unexpectedly")
+        return insert(events, **kwargs)
+
+    monkeypatch.setattr(recorder, "insert_events", gone_for_groups)
+    bodies = [adjust("u-1", "A"), adjust("u-2", "B"), adjust("u-3", "C")]
+    results = in_one_group(app, hold, adjust("u-hold", "D", HOLD), bodies)
+    assert all(isinstance(result, StoreUnavailable) for result in results)
+    assert app.recorder.max_notification_id() == (before or 0) + 2  # the holder's alone
+    monkeypatch.undo()
+    for body in bodies:  # sent again, each applies once
+        assert app.execute(body).status == "applied"
+        assert app.execute(body).status == "duplicate"
+    read_ledger(app).check()
     app.close()
 
 
