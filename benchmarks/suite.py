@@ -581,8 +581,15 @@ def run(*, store: str = "sqlite", sizes: Sizes | None = None, quick: bool = Fals
                    note=f"plain eventsourcing {es['p99_ms']:.2f} ms"),
             Figure("command_cpu", "CPU time per command", cb["cpu_ms"], "ms",
                    crud["cpu_ms"], "CRUD+audit", higher_is_better=False,
+                   target="value <= 0.25",
                    note=f"plain eventsourcing {es['cpu_ms']:.3f} ms"),
         ]
+
+        # (a') many callers at once: group commit (benchmarks/concurrent.py)
+        from benchmarks.concurrent import suite_figures
+
+        track("commands: 8 concurrent callers, grouped and CRUD+audit", 1)
+        figures += suite_figures(stores, a_commands)
 
         # (b) bulk import of the clinic's JSON Lines history
         commands = clinic_commands(sizes.courses)

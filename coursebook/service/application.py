@@ -1,7 +1,8 @@
 """The application service: `Coursebook`, the one object a host holds.
 
 It is an eventsourcing `Application` (`wiring.py`) that decides commands one at a time
-(`commanding.py`) or in batches (`batches.py`, `importing.py`), offers one method per
+(`commanding.py`), grouped when threads send them at once (`group_commit.py`), or in
+batches (`batches.py`, `importing.py`), offers one method per
 command (`command_methods.py`) and answers questions (`queries.py`).
 
 Every accepted write, whatever the entry point, is sealed into the tamper-evident chain
@@ -31,6 +32,7 @@ from coursebook.service import migration, read_models
 from coursebook.service.batches import Batching
 from coursebook.service.command_methods import CommandMethods
 from coursebook.service.commanding import Outcome
+from coursebook.service.group_commit import GroupCommitting
 from coursebook.service.queries import Queries
 from coursebook.service.wiring import project_aggregate
 
@@ -44,7 +46,7 @@ SEAL_ATTEMPTS = 20
 VIEWS_ENV = "COURSEBOOK_VIEWS"
 
 
-class Coursebook(CommandMethods, Batching, Queries):
+class Coursebook(CommandMethods, GroupCommitting, Batching, Queries):
     """Treatment courses, their rules, and the questions a clinic and a reviewer ask."""
 
     name = "coursebook"
