@@ -244,9 +244,13 @@ class Commanding(Wiring):
 
     # -- loading -----------------------------------------------------------------------
     def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
-        """An aggregate the command may change (a copy of the cached one), or None."""
+        """An aggregate the command may change (a copy of the cached one), or None. A
+        course a batch holds is its own copy already, and a course command refuses
+        before it records its one event: it is used as it is."""
         if self._batch is not None and aggregate_id in self._batch.aggregates:
-            held = deepcopy(self._batch.aggregates[aggregate_id])
+            held = self._batch.aggregates[aggregate_id]
+            if not isinstance(held, TreatmentCourse):
+                held = deepcopy(held)
             return held if isinstance(held, cls) else None
         return self._load(cls, aggregate_id, copy=True)
 
