@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 from uuid import UUID
 
@@ -19,6 +19,9 @@ from eventsourcing.persistence import (
 from coursebook.adapters.storage.bulk_reads import recorded_originators
 from coursebook.domain.ids import (
     command_uuid,
+    course_uuid,
+    patient_uuid,
+    practitioner_uuid,
 )
 from coursebook.errors import Rejected, StoreUnavailable
 from coursebook.logs import get_logger
@@ -62,9 +65,11 @@ class Batching(Commanding):
         results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
         self._batch = PendingBatch()
         try:
-            # Receipts first, then the cache: whatever was applied before the receipts
-            # were read is in the state the lines are decided against.
-            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
+            # Receipts (and which records exist) first, then the cache: whatever was
+            # applied before they were read is in the state the lines are decided against.
+            looked = frozenset(_named_ids(raws))
+            self._batch.known = recorded_originators(self.recorder, list(looked))
+            self._batch.looked = looked
             if self._freshness is not None:
                 self._freshness.check()
             for raw in raws:
@@ -181,15 +186,20 @@ class Batching(Commanding):
         return results
 
 
-def _receipt_ids(raws: Sequence[Any]) -> list[UUID]:
-    """The receipt ids to look up: each line's `command_id` string as it stands (a line
-    refused before its receipt matters costs a lookup, not a check of every line)."""
-    ids = []
+def _named_ids(raws: Sequence[Any]) -> Iterator[UUID]:
+    """The aggregates the lines name, as they stand (a line refused before they matter
+    costs a lookup, not a check of every line): each command_id's receipt, and the
+    course, patient and practitioners (actor included) it names."""
     for raw in raws:
-        command_id = raw.get("command_id") if isinstance(raw, dict) else None
-        if isinstance(command_id, str) and len(command_id) <= _ID_MAX:
-            ids.append(command_uuid(command_id))
-    return ids
+        if not isinstance(raw, dict):
+            continue
+        for field, to_id in _NAMED:
+            value = raw.get(field)
+            if isinstance(value, str) and len(value) <= _ID_MAX:
+                yield to_id(value)
 
 
 _ID_MAX = 128
+_NAMED = (("command_id", command_uuid), ("course_id", course_uuid),
+          ("patient_ref", patient_uuid), ("actor", practitioner_uuid),
+          ("practitioner_id", practitioner_uuid))

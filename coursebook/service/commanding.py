@@ -252,6 +252,8 @@ class Commanding(Wiring):
             if not isinstance(held, TreatmentCourse):
                 held = deepcopy(held)
             return held if isinstance(held, cls) else None
+        if self._batch is not None and not self._batch.may_know(aggregate_id):
+            return None
         return self._load(cls, aggregate_id, copy=True)
 
     def _peek(self, cls: type[Any], aggregate_id: UUID) -> Any:
@@ -260,6 +262,8 @@ class Commanding(Wiring):
         if self._batch is not None and aggregate_id in self._batch.aggregates:
             held = self._batch.aggregates[aggregate_id]
             return held if isinstance(held, cls) else None
+        if self._batch is not None and not self._batch.may_know(aggregate_id):
+            return None
         return self._load(cls, aggregate_id, copy=False)
 
     def _practitioner(self, practitioner_id: str) -> PractitionerRecord | None:
@@ -468,14 +472,19 @@ class PendingBatch:
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}
         self.known: set[UUID] | None = None
-        """The batch's receipt ids already in the store when it began (None: unknown)."""
+        """Which of `looked` were in the store when the batch began (None: unknown)."""
+        self.looked: frozenset[UUID] = frozenset()
+        """The aggregates the batch asked the store about at once: the receipts of its
+        lines, and the courses, patients and practitioners they name."""
 
-    def may_know(self, receipt_id: UUID) -> bool:
-        """Whether the receipt may exist: recorded before the batch, or earlier in it.
-        One recorded by another writer since is found when the batch is saved (the
-        save fails, and the lines are applied again one by one)."""
-        return (self.known is None or receipt_id in self.known
-                or receipt_id in self.aggregates)
+    def may_know(self, aggregate_id: UUID) -> bool:
+        """Whether the aggregate may exist: recorded before the batch, or earlier in it,
+        or not asked about. A receipt or record created by another writer since is
+        found when the batch is saved (the save fails, and the lines are applied again
+        one by one); a command naming a course another writer opened meanwhile is
+        decided as it would have been an instant earlier."""
+        return (self.known is None or aggregate_id not in self.looked
+                or aggregate_id in self.known or aggregate_id in self.aggregates)
 
     def hold(self, *aggregates: Any) -> None:
         for aggregate in aggregates:
