@@ -221,7 +221,7 @@ def test_imports_killed_at_random_moments_then_run_again_equal_one_clean_import(
             head = progress(reader)
             # Most rounds die early in the file's remaining part; some run through.
             grown_past = head + rng.randint(1, max(2, total // 8))
-            importer = start_import(shared_target, source, batch=rng.choice([1, 5, 50]))
+            importer = start_import(shared_target, source, batch=rng.choice([1, 5, 50, 200]))
             kills += kill_after(importer, reader, rng, grown_past)
             read_ledger(reader).check()  # whole commands only, refusals included
             heads.append(progress(reader))
