@@ -133,10 +133,16 @@ def _hex_or_text(value: Any) -> str:
         return "an unreadable id"
 
 
+@functools.lru_cache(maxsize=16)
+def _link_mac(key: bytes, scope: bytes) -> Any:
+    """The keyed HMAC of a scope's links after their fixed prefix, copied for each link
+    (as `_event_mac`)."""
+    return hmac.new(key, b"coursebook seal " + scope + b"\0", hashlib.sha256)
+
+
 def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: str,
              version: int, tag: bytes) -> bytes:
-    scope = b"log" if position is not None else b"aggregate"
-    mac = hmac.new(key, b"coursebook seal " + scope + b"\0", hashlib.sha256)
+    mac = _link_mac(key, b"log" if position is not None else b"aggregate").copy()
     mac.update(previous)
     mac.update(f"{position}\0{originator_id}\0{version}\0".encode())
     mac.update(tag)
