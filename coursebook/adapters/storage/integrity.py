@@ -146,7 +146,8 @@ def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: s
     mac.update(previous)
     mac.update(f"{position}\0{originator_id}\0{version}\0".encode())
     mac.update(tag)
-    return mac.digest()
+    digest: bytes = mac.digest()
+    return digest
 
 
 class TaggingMapper(Mapper[UUID]):
