@@ -23,6 +23,7 @@ from coursebook.domain.ids import (
     patient_uuid,
     practitioner_uuid,
 )
+from coursebook.domain.values import Personal
 from coursebook.errors import Rejected, StoreUnavailable
 from coursebook.logs import get_logger
 from coursebook.service.commanding import (
@@ -88,6 +89,7 @@ class Batching(Commanding):
                 processing = Processing()
                 processing.collect_events(*batch.events)
                 try:
+                    self.keyring.make_keys(_patients_encrypted(batch.events))
                     recordings = self._record(processing)
                 except IntegrityError:
                     return self._one_by_one([raw for raw, *_ in results], stop_on_error)
@@ -184,6 +186,14 @@ class Batching(Commanding):
                 if stop_on_error:
                     break
         return results
+
+
+def _patients_encrypted(events: Sequence[Any]) -> Iterator[str]:
+    """The patients whose personal data the events hold (each needs a data key)."""
+    for event in events:
+        for value in vars(event).values():
+            if isinstance(value, Personal) and value.data is not None:
+                yield value.patient_ref
 
 
 def _named_ids(raws: Sequence[Any]) -> Iterator[UUID]:
