@@ -54,6 +54,7 @@ TAG_LEN = 32
 GENESIS = bytes(32)
 _PAGE = 500
 _LOOKUP = 500  # aggregates whose last course MAC one query reads
+_APPEND = 5000  # links a catch-up appends per transaction (one commit per import batch)
 
 
 def _hex(value: UUID | str) -> str:
@@ -555,7 +556,7 @@ def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
                         link_mac(key, previous, n.id, oid, n.originator_version, tag))
             courses[oid], previous = link.course_mac, link.log_mac
             batch.append(link)
-            if len(batch) >= _PAGE:
+            if len(batch) >= _APPEND:
                 append()
         if batch:
             append()
