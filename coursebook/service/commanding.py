@@ -252,7 +252,7 @@ class Commanding(Wiring):
             if not isinstance(held, TreatmentCourse):
                 held = deepcopy(held)
             return held if isinstance(held, cls) else None
-        if self._batch is not None and not self._batch.may_know(aggregate_id):
+        if self._batch is not None and not self._batch.may_exist(aggregate_id):
             return None
         return self._load(cls, aggregate_id, copy=True)
 
@@ -262,7 +262,7 @@ class Commanding(Wiring):
         if self._batch is not None and aggregate_id in self._batch.aggregates:
             held = self._batch.aggregates[aggregate_id]
             return held if isinstance(held, cls) else None
-        if self._batch is not None and not self._batch.may_know(aggregate_id):
+        if self._batch is not None and not self._batch.may_exist(aggregate_id):
             return None
         return self._load(cls, aggregate_id, copy=False)
 
@@ -472,17 +472,24 @@ class PendingBatch:
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}
         self.known: set[UUID] | None = None
-        """Which of `looked` were in the store when the batch began (None: unknown)."""
+        """The batch's receipt ids (and any of `looked`) already in the store when it
+        began (None: unknown)."""
         self.looked: frozenset[UUID] = frozenset()
-        """The aggregates the batch asked the store about at once: the receipts of its
-        lines, and the courses, patients and practitioners they name."""
+        """Other aggregates `known` answers for: the courses, patients and practitioners
+        an import batch's lines name, asked about together with their receipts."""
 
-    def may_know(self, aggregate_id: UUID) -> bool:
-        """Whether the aggregate may exist: recorded before the batch, or earlier in it,
-        or not asked about. A receipt or record created by another writer since is
-        found when the batch is saved (the save fails, and the lines are applied again
-        one by one); a command naming a course another writer opened meanwhile is
-        decided as it would have been an instant earlier."""
+    def may_know(self, receipt_id: UUID) -> bool:
+        """Whether the receipt may exist: recorded before the batch, or earlier in it.
+        One recorded by another writer since is found when the batch is saved (the
+        save fails, and the lines are applied again one by one)."""
+        return (self.known is None or receipt_id in self.known
+                or receipt_id in self.aggregates)
+
+    def may_exist(self, aggregate_id: UUID) -> bool:
+        """Whether a record may exist: not among those asked about, or found, or made
+        earlier in the batch. One another writer creates meanwhile makes the batch's
+        save fail if the batch creates it too; a command only naming it (a course opened
+        meanwhile) is decided as it would have been an instant earlier."""
         return (self.known is None or aggregate_id not in self.looked
                 or aggregate_id in self.known or aggregate_id in self.aggregates)
 
