@@ -28,7 +28,7 @@ from tests.application.test_replay_property import COURSES, opening_steps, steps
 from tests.integration.ledger import read_ledger
 from tests.stores import START, STORE_KINDS, make_app, params, release
 
-EXAMPLES = {"memory": 15, "sqlite": 6, "postgres": 3}
+EXAMPLES = {"memory": 25, "sqlite": 8, "postgres": 4}
 """Fewer examples where each store is a file or a server schema."""
 
 
