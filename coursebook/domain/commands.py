@@ -142,8 +142,11 @@ def invalid(field: str, message: str) -> Rejected:
     return Rejected(Code.INVALID, f"{field}: {message}", field)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def text(min_len: int = 1, max_len: int = MAX_TEXT) -> Kind:
@@ -654,6 +657,8 @@ def _nested_too_deep(raw: Mapping[Any, Any]) -> str | None:
     neither exhaust the stack nor loop."""
     known = _FIELD_NAMES
     for position, (key, value) in enumerate(raw.items(), start=1):
+        if type(value) in _SCALARS:
+            continue
         stack: list[tuple[Any, int]] = [(value, 2)]
         while stack:
             item, depth = stack.pop()
@@ -666,6 +671,9 @@ def _nested_too_deep(raw: Mapping[Any, Any]) -> str | None:
             stack.extend((child, depth + 1) for child in children)
     return None
 
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""JSON's scalar types: a top-level field holding one nests nothing."""
 
 _FIELD_NAMES = frozenset(COMMON).union(*COMMANDS.values())
 """Every top-level field name in the reference (messages may repeat these)."""
@@ -697,6 +705,8 @@ def _beyond_64_bits(value: Any) -> bool:
 
 
 def _canonical(value: Any) -> Any:
+    if type(value) is str:
+        return value
     if _beyond_64_bits(value):
         return value if isinstance(value, float) else f"(integer {value})"
     if isinstance(value, bool) or value is None or isinstance(value, str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 from uuid import UUID
 
@@ -17,12 +17,13 @@ from eventsourcing.persistence import (
 )
 
 from coursebook.adapters.storage.bulk_reads import recorded_originators
-from coursebook.domain.commands import (
-    read_command_id,
-)
 from coursebook.domain.ids import (
     command_uuid,
+    course_uuid,
+    patient_uuid,
+    practitioner_uuid,
 )
+from coursebook.domain.values import Personal
 from coursebook.errors import Rejected, StoreUnavailable
 from coursebook.logs import get_logger
 from coursebook.service.commanding import (
@@ -65,9 +66,11 @@ class Batching(Commanding):
         results: list[tuple[Any, str | None, Outcome | Rejected, float]] = []
         self._batch = PendingBatch()
         try:
-            # Receipts first, then the cache: whatever was applied before the receipts
-            # were read is in the state the lines are decided against.
-            self._batch.known = recorded_originators(self.recorder, _receipt_ids(raws))
+            # Receipts (and which records exist) first, then the cache: whatever was
+            # applied before they were read is in the state the lines are decided against.
+            looked = frozenset(_named_ids(raws))
+            self._batch.known = recorded_originators(self.recorder, list(looked))
+            self._batch.looked = looked
             if self._freshness is not None:
                 self._freshness.check()
             for raw in raws:
@@ -86,6 +89,7 @@ class Batching(Commanding):
                 processing = Processing()
                 processing.collect_events(*batch.events)
                 try:
+                    self.keyring.make_keys(_patients_encrypted(batch.events))
                     recordings = self._record(processing)
                 except IntegrityError:
                     return self._one_by_one([raw for raw, *_ in results], stop_on_error)
@@ -184,11 +188,28 @@ class Batching(Commanding):
         return results
 
 
-def _receipt_ids(raws: Sequence[Any]) -> list[UUID]:
-    ids = []
+def _patients_encrypted(events: Sequence[Any]) -> Iterator[str]:
+    """The patients whose personal data the events hold (each needs a data key)."""
+    for event in events:
+        for value in vars(event).values():
+            if isinstance(value, Personal) and value.data is not None:
+                yield value.patient_ref
+
+
+def _named_ids(raws: Sequence[Any]) -> Iterator[UUID]:
+    """The aggregates the lines name, as they stand (a line refused before they matter
+    costs a lookup, not a check of every line): each command_id's receipt, and the
+    course, patient and practitioners (actor included) it names."""
     for raw in raws:
-        try:
-            ids.append(command_uuid(read_command_id(raw)))
-        except Rejected:
+        if not isinstance(raw, dict):
             continue
-    return ids
+        for field, to_id in _NAMED:
+            value = raw.get(field)
+            if isinstance(value, str) and len(value) <= _ID_MAX:
+                yield to_id(value)
+
+
+_ID_MAX = 128
+_NAMED = (("command_id", command_uuid), ("course_id", course_uuid),
+          ("patient_ref", patient_uuid), ("actor", practitioner_uuid),
+          ("practitioner_id", practitioner_uuid))

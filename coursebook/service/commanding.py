@@ -244,10 +244,16 @@ class Commanding(Wiring):
 
     # -- loading -----------------------------------------------------------------------
     def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
-        """An aggregate the command may change (a copy of the cached one), or None."""
+        """An aggregate the command may change (a copy of the cached one), or None. A
+        course a batch holds is its own copy already, and a course command refuses
+        before it records its one event: it is used as it is."""
         if self._batch is not None and aggregate_id in self._batch.aggregates:
-            held = deepcopy(self._batch.aggregates[aggregate_id])
+            held = self._batch.aggregates[aggregate_id]
+            if not isinstance(held, TreatmentCourse):
+                held = deepcopy(held)
             return held if isinstance(held, cls) else None
+        if self._batch is not None and not self._batch.may_exist(aggregate_id):
+            return None
         return self._load(cls, aggregate_id, copy=True)
 
     def _peek(self, cls: type[Any], aggregate_id: UUID) -> Any:
@@ -256,6 +262,8 @@ class Commanding(Wiring):
         if self._batch is not None and aggregate_id in self._batch.aggregates:
             held = self._batch.aggregates[aggregate_id]
             return held if isinstance(held, cls) else None
+        if self._batch is not None and not self._batch.may_exist(aggregate_id):
+            return None
         return self._load(cls, aggregate_id, copy=False)
 
     def _practitioner(self, practitioner_id: str) -> PractitionerRecord | None:
@@ -464,7 +472,11 @@ class PendingBatch:
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}
         self.known: set[UUID] | None = None
-        """The batch's receipt ids already in the store when it began (None: unknown)."""
+        """The batch's receipt ids (and any of `looked`) already in the store when it
+        began (None: unknown)."""
+        self.looked: frozenset[UUID] = frozenset()
+        """Other aggregates `known` answers for: the courses, patients and practitioners
+        an import batch's lines name, asked about together with their receipts."""
 
     def may_know(self, receipt_id: UUID) -> bool:
         """Whether the receipt may exist: recorded before the batch, or earlier in it.
@@ -472,6 +484,14 @@ class PendingBatch:
         save fails, and the lines are applied again one by one)."""
         return (self.known is None or receipt_id in self.known
                 or receipt_id in self.aggregates)
+
+    def may_exist(self, aggregate_id: UUID) -> bool:
+        """Whether a record may exist: not among those asked about, or found, or made
+        earlier in the batch. One another writer creates meanwhile makes the batch's
+        save fail if the batch creates it too; a command only naming it (a course opened
+        meanwhile) is decided as it would have been an instant earlier."""
+        return (self.known is None or aggregate_id not in self.looked
+                or aggregate_id in self.known or aggregate_id in self.aggregates)
 
     def hold(self, *aggregates: Any) -> None:
         for aggregate in aggregates:

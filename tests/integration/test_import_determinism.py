@@ -236,6 +236,9 @@ def test_imports_killed_at_random_moments_then_run_again_equal_one_clean_import(
     app = open_store(shared_target)
     try:
         assert answers(app, data) == clean
+        # An importer killed between its commit and its views' catch-up, with nothing
+        # left for the re-run to apply, leaves a view behind: a query catches it up first.
+        read_models.catch_up(app)
         live = views_snapshot(app)
         read_models.rebuild(app)
         assert views_snapshot(app) == live

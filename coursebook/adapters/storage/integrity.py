@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import itertools
 import re
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, cast
@@ -52,6 +53,8 @@ SEAL_NAME = "seal_chain"  # the tracking record's application name
 TAG_LEN = 32
 GENESIS = bytes(32)
 _PAGE = 500
+_LOOKUP = 500  # aggregates whose last course MAC one query reads
+_APPEND = 5000  # links a catch-up appends per transaction (one commit per import batch)
 
 
 def _hex(value: UUID | str) -> str:
@@ -131,14 +134,21 @@ def _hex_or_text(value: Any) -> str:
         return "an unreadable id"
 
 
+@functools.lru_cache(maxsize=16)
+def _link_mac(key: bytes, scope: bytes) -> Any:
+    """The keyed HMAC of a scope's links after their fixed prefix, copied for each link
+    (as `_event_mac`)."""
+    return hmac.new(key, b"coursebook seal " + scope + b"\0", hashlib.sha256)
+
+
 def link_mac(key: bytes, previous: bytes, position: int | None, originator_id: str,
              version: int, tag: bytes) -> bytes:
-    scope = b"log" if position is not None else b"aggregate"
-    mac = hmac.new(key, b"coursebook seal " + scope + b"\0", hashlib.sha256)
+    mac = _link_mac(key, b"log" if position is not None else b"aggregate").copy()
     mac.update(previous)
     mac.update(f"{position}\0{originator_id}\0{version}\0".encode())
     mac.update(tag)
-    return mac.digest()
+    digest: bytes = mac.digest()
+    return digest
 
 
 class TaggingMapper(Mapper[UUID]):
@@ -290,6 +300,8 @@ class SealTable(Protocol):
 
     def last_course_mac(self, originator_id: str) -> bytes | None: ...
 
+    def last_course_macs(self, originator_ids: list[str]) -> dict[str, bytes]: ...
+
     def append(self, links: list[Link]) -> None: ...
 
     def links(self) -> Iterator[Link]: ...
@@ -312,6 +324,13 @@ class MemorySealTable:
     def last_course_mac(self, originator_id: str) -> bytes | None:
         found = [k for k in self.rows.values() if k.originator_id == originator_id]
         return found[-1].course_mac if found else None
+
+    def last_course_macs(self, originator_ids: list[str]) -> dict[str, bytes]:
+        wanted, found = set(originator_ids), {}
+        for k in self.rows.values():  # in position order: the last link wins
+            if k.originator_id in wanted:
+                found[k.originator_id] = k.course_mac
+        return found
 
     def append(self, links: list[Link]) -> None:
         if any(k.position in self.rows for k in links):
@@ -370,15 +389,31 @@ class _SQLSealTable:
             row = c.fetchone()
         return None if row is None else bytes(self._tuple(row)[0])
 
+    def last_course_macs(self, originator_ids: list[str]) -> dict[str, bytes]:
+        """`last_course_mac` of many aggregates in one query per `_LOOKUP` of them."""
+        found: dict[str, bytes] = {}
+        p = self.placeholder
+        for start in range(0, len(originator_ids), _LOOKUP):
+            chunk = originator_ids[start:start + _LOOKUP]
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(f"SELECT s.originator_id, s.course_mac FROM {SEAL_TABLE} s "
+                          f"WHERE s.originator_id IN ({', '.join([p] * len(chunk))}) "
+                          "AND s.originator_version = (SELECT max(t.originator_version) "
+                          f"FROM {SEAL_TABLE} t WHERE t.originator_id = s.originator_id)",
+                          chunk)
+                for row in c.fetchall():
+                    oid, mac = self._tuple(row)
+                    found[str(oid)] = bytes(mac)
+        return found
+
     def append(self, links: list[Link]) -> None:
         p = self.placeholder
         with self.datastore.transaction(commit=True) as c:
-            for k in links:
-                c.execute(f"INSERT INTO {SEAL_TABLE} (position, originator_id, "
+            c.executemany(f"INSERT INTO {SEAL_TABLE} (position, originator_id, "
                           f"originator_version, course_mac, log_mac) "
                           f"VALUES ({p}, {p}, {p}, {p}, {p})",
-                          (k.position, k.originator_id, k.originator_version, k.course_mac,
-                           k.log_mac))
+                          [(k.position, k.originator_id, k.originator_version, k.course_mac,
+                            k.log_mac) for k in links])
             self.tracking._insert_tracking(c, Tracking(SEAL_NAME, links[-1].position))
 
     def links(self) -> Iterator[Link]:
@@ -531,18 +566,19 @@ def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
         batch = []
 
     try:
-        for n in _notifications(chain, tracked):
+        for n, before in _with_course_macs(table, cache, courses, _notifications(chain,
+                                                                                  tracked)):
             oid = _hex(n.originator_id)
             tag = as_stored_bytes(n.state)[-TAG_LEN:]
-            before = courses.get(oid) or cache.courses.get(oid)
-            if before is None:
+            before = courses.get(oid) or cache.courses.get(oid) or before
+            if before is None:  # known when its page was read, forgotten since
                 before = table.last_course_mac(oid) or GENESIS
             link = Link(n.id, oid, n.originator_version,
                         link_mac(key, before, None, oid, n.originator_version, tag),
                         link_mac(key, previous, n.id, oid, n.originator_version, tag))
             courses[oid], previous = link.course_mac, link.log_mac
             batch.append(link)
-            if len(batch) >= _PAGE:
+            if len(batch) >= _APPEND:
                 append()
         if batch:
             append()
@@ -550,6 +586,26 @@ def catch_up(chain: SealChain, *, own_from: int | None = None) -> int:
         cache.forget()
         return sealed  # another process sealed these events first
     return sealed
+
+
+def _with_course_macs(table: SealTable, cache: ChainHead, courses: dict[str, bytes],
+                      notifications: Iterator[Any]) -> Iterator[tuple[Any, bytes | None]]:
+    """Each notification with its aggregate's last course MAC in the table (GENESIS for
+    none), read for a page of them at once: the aggregates neither this catch-up nor the
+    cached head holds, with the first event of each in the page (None for the others:
+    the caller has sealed their previous event, or reads it again)."""
+    while True:
+        page = list(itertools.islice(notifications, _PAGE))
+        if not page:
+            return
+        unknown = list(dict.fromkeys(
+            oid for oid in (_hex(n.originator_id) for n in page)
+            if oid not in courses and oid not in cache.courses))
+        stored: dict[str, bytes | None] = dict.fromkeys(unknown, GENESIS)
+        if unknown:
+            stored.update(table.last_course_macs(unknown))
+        for n in page:  # only its first event may use what the table held
+            yield n, stored.pop(_hex(n.originator_id), None)
 
 
 def subject_name(chain: SealChain, originator_id: str) -> str | None:

@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -226,6 +226,9 @@ class KeyTable(Protocol):
 
     def put_if_absent(self, key_id: str, wrapped: bytes) -> bytes: ...
 
+    def put_all_if_absent(self, rows: Mapping[str, bytes]) -> dict[str, bytes]:
+        """`put_if_absent` of each row, in one transaction: what each key_id holds."""
+
     def destroy(self, key_id: str, patient_ref: str, since: str) -> None:
         """Deletes the key and records the erasure as pending, in one transaction."""
 
@@ -252,6 +255,10 @@ class MemoryKeyTable:
 
     def put_if_absent(self, key_id: str, wrapped: bytes) -> bytes:
         return self.rows.setdefault(key_id, wrapped)
+
+    def put_all_if_absent(self, rows: Mapping[str, bytes]) -> dict[str, bytes]:
+        return {key_id: self.rows.setdefault(key_id, wrapped)
+                for key_id, wrapped in rows.items()}
 
     def destroy(self, key_id: str, patient_ref: str, since: str) -> None:
         self.rows.pop(key_id, None)
@@ -310,6 +317,9 @@ class _SQLTable:
         raise NotImplementedError
 
 
+_IDS_PER_QUERY = 500
+
+
 class SQLiteKeyTable(_SQLTable):
     def __init__(self, datastore: Any, *, create: bool) -> None:
         self.datastore = datastore
@@ -338,6 +348,20 @@ class SQLiteKeyTable(_SQLTable):
                       (key_id, wrapped))
             c.execute(f"SELECT wrapped FROM {KEY_TABLE} WHERE key_id=?", (key_id,))
             return bytes(c.fetchone()[0])
+
+    def put_all_if_absent(self, rows: Mapping[str, bytes]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        ids = list(rows)
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("PRAGMA secure_delete=ON")
+            c.executemany(f"INSERT OR IGNORE INTO {KEY_TABLE} (key_id, wrapped) "
+                          "VALUES (?, ?)", list(rows.items()))
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                c.execute(f"SELECT key_id, wrapped FROM {KEY_TABLE} WHERE key_id IN "
+                          f"({', '.join('?' * len(chunk))})", chunk)
+                found.update((str(row[0]), bytes(row[1])) for row in c.fetchall())
+        return found
 
     def destroy(self, key_id: str, patient_ref: str, since: str) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -446,6 +470,14 @@ class PostgresKeyTable(_SQLTable):
             c.execute(f"SELECT wrapped FROM {KEY_TABLE} WHERE key_id=%s", (key_id,))
             row = c.fetchone()
             return bytes(row["wrapped"])
+
+    def put_all_if_absent(self, rows: Mapping[str, bytes]) -> dict[str, bytes]:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(f"INSERT INTO {KEY_TABLE} (key_id, wrapped) VALUES (%s, %s) "
+                          "ON CONFLICT (key_id) DO NOTHING", list(rows.items()))
+            c.execute(f"SELECT key_id, wrapped FROM {KEY_TABLE} WHERE key_id = ANY(%s)",
+                      (list(rows),))
+            return {str(row["key_id"]): bytes(row["wrapped"]) for row in c.fetchall()}
 
     def _ensure_pending_table(self) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -587,6 +619,22 @@ class Keyring:
                                    "key (the key table was changed)") from None
         self._cache[key_id] = key
         return key
+
+    def make_keys(self, patient_refs: Iterable[str]) -> None:
+        """The data keys `encrypt` makes for these patients when they have none, made
+        for all of them in one transaction (a batch of imported lines: one commit, not
+        one per new patient); the keys they already have are kept."""
+        missing = {key_id: self._wrap_key(key_id, AESGCM.generate_key(256))
+                   for key_id in {self.key_id(ref) for ref in patient_refs}
+                   if self._cache.get(key_id) is None}
+        if not missing:
+            return
+        for key_id, wrapped in self._table.put_all_if_absent(missing).items():
+            try:
+                self._cache[key_id] = AESGCM(self._open(key_id, wrapped))
+            except InvalidTag:
+                raise StoreUnavailable("a patient's data key does not open with the "
+                                       "master key (the key table was changed)") from None
 
     def shred(self, patient_ref: str, since: str = "",
               wait_ms: int = SCRUB_WAIT_MS) -> Pending | None:
