@@ -19,6 +19,7 @@ from coursebook.domain import rules
 from coursebook.domain.course_state import CourseState
 from coursebook.domain.ids import course_uuid
 from coursebook.domain.selection import select_events
+from coursebook.errors import StoreUnavailable
 from coursebook.projections.calendar import patient_key
 from coursebook.projections.compliance import (
     Contribution,
@@ -72,6 +73,10 @@ def compliance_now(app: Wiring, moment: dt.datetime) -> Report:
     zone = app.zone
 
     def fold(course_id: str) -> CourseState | None:
+        if app.closed:
+            raise StoreUnavailable(
+                "this report of now reads each course from its store when the course is "
+                "first looked up (courses, html()): look it up before closing the store")
         return fold_course(app.course_reader, course_uuid(course_id), as_of=moment)[0]
 
     erased_keys = stored.erased

@@ -105,6 +105,7 @@ class Wiring(Application[UUID]):
         self._catalogues: dict[str, Catalogue] = {}
         self._zone: ZoneInfo | None = None
         self._closing: list[Callable[[], None]] = []
+        self.closed = False
         self.keyring = Keyring(master_key or _master_key(env))
         super().__init__({**self.CACHE, **(env or {})})
         create = self.env.get("CREATE_TABLE", "y").lower() in ("y", "yes", "true", "1", "on")
@@ -172,6 +173,7 @@ class Wiring(Application[UUID]):
         self._closing.append(callback)
 
     def close(self) -> None:
+        self.closed = True
         while self._closing:
             self._closing.pop()()
         super().close()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coursebook.errors import StoreUnavailable
 from coursebook.service import read_models
 from tests.application.test_compliance_report import (
     DAY,
@@ -122,3 +123,13 @@ def test_the_view_is_rebuilt_and_checked_as_the_other_views(clinic: Clinic):
     problems = read_models.verify_views(clinic.app)
     assert [p["subject"] for p in problems] == ["view compliance"]
     assert "view_compliance row C-1" in problems[0]["problem"]
+
+
+def test_a_report_of_now_looked_up_after_close_says_so(clinic: Clinic):
+    clinic.open("C-1", START)
+    clinic.clock.set(START + DAY)
+    report = clinic.app.compliance_report()
+    assert report.document()["courses"] == 1
+    clinic.app.close()
+    with pytest.raises(StoreUnavailable, match="before closing the store"):
+        report.courses["C-1"]

@@ -59,7 +59,8 @@ def fail_on_second_batch(app: Coursebook, where: str, settled: list[int],
         return
     recorder: Any = app.recorder
     postgres = hasattr(recorder, "_insert_stored_events")
-    name = "_insert_stored_events" if postgres else "_insert_events"
+    # After the rows' INSERT, inside its transaction: on PostgreSQL the fetch of their ids.
+    name = "_fetch_ids_after_insert_events" if postgres else "_insert_events"
     original: Callable[..., Any] = getattr(recorder, name)
 
     def insert(cursor: Any, *args: Any, **kwargs: Any) -> Any:

@@ -143,7 +143,7 @@ class TestErrors:
         for args in (["course", "show", "C1", "--bogus"], ["course", "show", "C1",
                                                            "--as-of", "yesterday"],
                      ["calendar", "--from", "2024-03-10", "--to", "2024-03-01"],
-                     ["projections", "rebuild", "compliance"]):
+                     ["projections", "rebuild", "findings"]):
             done = coursebook(*args, db=store)
             assert done.returncode == 2, args
             lines = done.stderr.decode().splitlines()

@@ -81,7 +81,8 @@ def test_verify_seals_and_then_catches_removed_newest_events(store: Path) -> Non
     # names them (and only them), since it checks the views against the log.
     quiet = coursebook(store, "verify", "--against", "head.json")
     assert quiet.returncode == 3
-    assert {p["subject"] for p in doc(quiet)["problems"]} == {"view audit", "view calendar"}
+    assert {p["subject"] for p in doc(quiet)["problems"]} == {
+        "view audit", "view calendar", "view compliance"}
     caught = coursebook(store, "verify", "--against", "head2.json")
     assert caught.returncode == 3
     assert doc(caught)["ok"] is False
