@@ -217,9 +217,10 @@ class GroupCommitting(Commanding):
                 if not call.done:
                     self._unavailable_call(call, error)
             return True
-        except Exception:
+        except Exception as error:
             # Nothing of the group was recorded (a conflict with another writer, or an
             # event that could not be stored): each again on its own.
+            log.info("group_redone", commands=len(group), cause=type(error).__name__)
             for call in group:
                 if not call.done:
                     call.outcome = call.error = None

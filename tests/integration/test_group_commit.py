@@ -222,16 +222,16 @@ def test_a_store_that_fails_on_a_groups_commit_leaves_every_command_to_retry(
         monkeypatch: pytest.MonkeyPatch) -> None:
     app = prepared(kind, tmp_path, ["A", "B", "C", "D"])
     hold = hold_and_inject(monkeypatch)
-    recorder: Any = app.recorder
-    insert = recorder.insert_events
+    writes: Any = app.events.horizon  # every insert of events goes through it
+    insert = writes.insert
     before = app.recorder.max_notification_id()
 
-    def gone_for_groups(events: list[Any], **kwargs: Any) -> Any:
+    def gone_for_groups(recorder: Any, events: list[Any], *args: Any, **kwargs: Any) -> Any:
         if len(events) > 2:  # a group's (the holder alone writes one event, one receipt)
             raise OperationalError("server closed the connection unexpectedly")
-        return insert(events, **kwargs)
+        return insert(recorder, events, *args, **kwargs)
 
-    monkeypatch.setattr(recorder, "insert_events", gone_for_groups)
+    monkeypatch.setattr(writes, "insert", gone_for_groups)
     bodies = [adjust("u-1", "A"), adjust("u-2", "B"), adjust("u-3", "C")]
     results = in_one_group(app, hold, adjust("u-hold", "D", HOLD), bodies)
     assert all(isinstance(result, StoreUnavailable) for result in results)

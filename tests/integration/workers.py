@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 from coursebook.bootstrap import open_store
 from coursebook.errors import Code, Rejected, StoreUnavailable
+from coursebook.logs import FIELDS, ROOT
 
 __all__ = ["MAX_ATTEMPTS", "run_plan", "writer_process"]
 
@@ -62,9 +64,14 @@ def run_plan(app: Any, plan: list[dict[str, Any]], barrier: Any,
 
 def writer_process(target: str, extra_env: dict[str, str], plans: list[list[dict[str, Any]]],
                    barrier: Any, results: Any, seed: int) -> None:
-    """One process: one application shared by a thread per plan."""
+    """One process: one application shared by a thread per plan. Groups the engine
+    recorded one by one after another writer's conflict are counted as conflicts too."""
     app = open_store(target, extra_env=extra_env)
     out: list[dict[str, Any]] = []
+    redone = _GroupsRedone()
+    engine_log = logging.getLogger(ROOT)
+    engine_log.addHandler(redone)
+    engine_log.setLevel(logging.INFO)
     lock = threading.Lock()
 
     def thread_main(number: int, plan: list[dict[str, Any]]) -> None:
@@ -79,4 +86,16 @@ def writer_process(target: str, extra_env: dict[str, str], plans: list[list[dict
     for thread in threads:
         thread.join()
     app.close()
-    results.put(out)
+    engine_log.removeHandler(redone)
+    results.put({"records": out, "groups_redone": redone.count})
+
+
+class _GroupsRedone(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, FIELDS, {})
+        if fields.get("event") == "group_redone":
+            self.count += 1
