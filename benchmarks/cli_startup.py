@@ -1,14 +1,17 @@
 """What one command-line call costs end to end, on SQLite and on PostgreSQL (figures only).
 
     python -m benchmarks.cli_startup [--repeat 15] [--courses 20]
-        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--baseline DIR]
 
 Builds the same small clinic in a SQLite file and in a throwaway PostgreSQL database,
 then runs, interleaved so that a slow moment of the machine hits every row alike:
 `python -c pass`, `coursebook course show C` on SQLite, on PostgreSQL as the command
 line opens it (one plain connection), and on PostgreSQL through the library's
 connection pool (`COURSEBOOK_POSTGRES_POOL=y`, what every call paid before). Prints the
-median wall time and the median CPU time (user + system) of each.
+median wall time and the median CPU time (user + system) of each. `--baseline DIR` (a
+checkout of another revision, e.g. `git worktree add DIR main`) adds the two `course
+show` rows run from that tree's package, interleaved with this one's: a before/after
+pair taken at the same moment.
 """
 
 from __future__ import annotations
@@ -62,11 +65,25 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def baseline_rows(tree: str, env: dict[str, str], targets: list[str],
+                  show: list[str]) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """`course show` run by the same launcher from the package in `tree`, put first on the
+    path (and compiled, as `compile_package` does for this tree's)."""
+    import compileall
+
+    compileall.compile_dir(str(Path(tree) / "coursebook"), quiet=1)
+    base_env = {**env, "PYTHONPATH": str(Path(tree).resolve())}
+    return {f"course show, {name}, baseline": ([*_cli(), "--db", target, *show], base_env)
+            for name, target in zip(("SQLite", "PostgreSQL"), targets, strict=True)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--courses", type=int, default=20)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--baseline", metavar="DIR", default=None,
+                        help="a source tree of another revision to time beside this one")
     args = parser.parse_args()
     key = new_master_key_text()
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "COURSEBOOK_MASTER_KEY": key}
@@ -92,6 +109,9 @@ def main() -> None:
                     [*_cli(), "--db", pg_target, *show],
                     {**env, "COURSEBOOK_POSTGRES_POOL": "y"}),
             }
+            if args.baseline:
+                rows.update(baseline_rows(args.baseline, env, [sqlite_target, pg_target],
+                                          show))
             samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
             for command, run_env in rows.values():  # warm the page cache
                 timed(command, run_env)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +147,8 @@ class Catalogue:
 
     @classmethod
     def from_file(cls, path: Path) -> Catalogue:
+        import tomllib  # here: only a catalogue being read needs the TOML parser
+
         try:
             with path.open("rb") as f:
                 data = tomllib.load(f)
@@ -350,6 +350,9 @@ def shipped_catalogue(ref: str) -> Catalogue | None:
     if ref not in SHIPPED:
         return None
     if ref not in _SHIPPED_CACHE:
+        import tomllib
+        from importlib import resources
+
         text = resources.files("coursebook.domain").joinpath(SHIPPED[ref]).read_text(
             encoding="utf-8")
         _SHIPPED_CACHE[ref] = Catalogue(tomllib.loads(text))

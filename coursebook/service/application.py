@@ -28,7 +28,6 @@ from coursebook.domain.course import TreatmentCourse
 from coursebook.domain.protocols import Catalogue
 from coursebook.errors import Tampered
 from coursebook.logs import get_logger
-from coursebook.service import migration, read_models
 from coursebook.service.batches import Batching
 from coursebook.service.command_methods import CommandMethods
 from coursebook.service.commanding import Outcome
@@ -71,6 +70,8 @@ class Coursebook(CommandMethods, GroupCommitting, Batching, Queries):
         [{"name", "format", "stored_format", "rebuild_needed"}], "courses",
         "courses_folded", "problems": [{"position", "subject", "version", "problem"}],
         "problem_count"}`. `ok` only when every record reads and every course folds."""
+        from coursebook.service import migration  # here, as the views: see _after_write
+
         return migration.check(self)
 
     def migrate(self, *, actor: str, reason: str | None = None) -> dict[str, Any]:
@@ -79,6 +80,8 @@ class Coursebook(CommandMethods, GroupCommitting, Batching, Queries):
         `ClinicSettings.StoreMigrated` by `actor` (shown in the audit trail). Never
         rewrites a stored event. Returns `{"check", "migrated", "views_rebuilt",
         "snapshots_replaced", "recorded"}`."""
+        from coursebook.service import migration
+
         return migration.migrate(self, actor=actor, reason=reason)
 
     # -- keys (docs/privacy.md) ------------------------------------------------------------
@@ -127,6 +130,8 @@ class Coursebook(CommandMethods, GroupCommitting, Batching, Queries):
                     break
                 time.sleep(0.005 * (attempt + 1))
             if self.views == "inline":
+                from coursebook.service import read_models  # not imported by a read-only call
+
                 read_models.catch_up(self)
             if self._erasures_pending:  # the next write finishes an unfinished erasure
                 self._erasures_pending = self.keyring.try_complete_erasures()

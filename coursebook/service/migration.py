@@ -18,7 +18,6 @@ change needs beyond upcasting (docs/schema-evolution.md).
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -333,6 +332,8 @@ def _report(app: Wiring, scan: _Scan, views: list[dict[str, Any]]) -> dict[str, 
 
 
 def _version() -> str:
+    import importlib.metadata  # here: its import costs every command-line call otherwise
+
     try:
         return importlib.metadata.version("coursebook")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a tree

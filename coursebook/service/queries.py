@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coursebook.adapters.storage.integrity import SealHead, subject_name, verify_store
 from coursebook.adapters.storage.report_reads import read_report_events
@@ -23,17 +23,15 @@ from coursebook.domain.ids import (
 from coursebook.domain.selection import select_events
 from coursebook.errors import Code, Rejected, Tampered
 from coursebook.projections.collector import collector_paused
-from coursebook.projections.compliance import (
-    Report,
-    build_report,
-    report_topics,
-    what_if_report,
-)
 from coursebook.projections.course_view import course_document, history_documents
-from coursebook.service import read_models
-from coursebook.service.compliance_now import compliance_now
 from coursebook.service.view_worker import POLL_SECONDS, follow_views
 from coursebook.service.wiring import Wiring
+
+if TYPE_CHECKING:
+    from coursebook.projections.compliance import Report
+
+# The views (`read_models`) and the compliance report are imported by the methods that use
+# them, so that a call reading one course (`course show`) does not import them.
 
 __all__ = ["Queries"]
 
@@ -125,6 +123,8 @@ class Queries(Wiring):
         """The next session of every course to book (active or in maintenance, patient not
         erased) whose planned local date, or else target date, lies in [from_, to]
         (bounds inclusive, open when None), as calendar entries."""
+        from coursebook.service import read_models
+
         first, last = _date(from_, "from"), _date(to, "to")
         with self.naming_tampered():
             return read_models.calendar(self, first, last)
@@ -132,6 +132,8 @@ class Queries(Wiring):
     def audit(self, course_id: str | None = None) -> list[dict[str, Any]]:
         """Every recorded fact in recording order (or one course's): position, record and
         valid time, subject, event, actor, reason."""
+        from coursebook.service import read_models
+
         with self.naming_tampered():
             return read_models.audit(self, course_id)
 
@@ -148,6 +150,9 @@ class Queries(Wiring):
         facts judged as though every course had been opened under that catalogue, with
         `what_if` `{"catalogue", "added", "removed", "not_covered"}` against the recorded
         judgement. Nothing is recorded. `INVALID` (`catalogue...`) for a bad reference."""
+        from coursebook.projections.compliance import build_report, what_if_report
+        from coursebook.service.compliance_now import compliance_now
+
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
         known = None if known_at is None else parse_timestamp(known_at, "known_at")
         self.settle_known_at(known)
@@ -201,6 +206,8 @@ class Queries(Wiring):
     def report_events(self) -> Any:
         """The events the compliance report reads, from the whole log, in recording order
         (personal data left encrypted)."""
+        from coursebook.projections.compliance import report_topics
+
         return read_report_events(self.recorder, self.mapper, report_topics())
 
     def recall(self, lot: str, as_of: dt.datetime | str | None = None,
@@ -212,6 +219,8 @@ class Queries(Wiring):
         "course_status", "patient_erased"}], "courses", "patients"}`, sessions by `at`
         then `course_id`. Patients appear by pseudonym only; an unknown lot gives no
         sessions. INVALID (field `lot`) when the lot is empty."""
+        from coursebook.service import read_models
+
         if not isinstance(lot, str) or not lot.strip():
             raise Rejected(Code.INVALID, "lot: a lot number is required", "lot")
         moment = self.clock.now() if as_of is None else parse_timestamp(as_of, "as_of")
@@ -226,6 +235,8 @@ class Queries(Wiring):
         some erasure is pending): problems ordered by position (the first names the first
         bad place); `head` (a `SealHead`) can be kept elsewhere (`head.dumps(now)`) and
         passed back later as `against` to also catch removed newest events."""
+        from coursebook.service import read_models
+
         if isinstance(against, bytes | bytearray):
             against = SealHead.loads(bytes(against))
         result = verify_store(self.seal_chain, against=against, keyring=self.keyring)
@@ -245,16 +256,22 @@ class Queries(Wiring):
     # -- the views -----------------------------------------------------------------------
     def view_names(self) -> list[str]:
         """The materialised views, by the names `rebuild_views` takes."""
+        from coursebook.service import read_models
+
         return list(read_models.PROJECTIONS)
 
     def views_status(self) -> list[dict[str, Any]]:
         """Each view's position against the head of the log: `[{"name", "position",
         "head", "pending", "up_to_date"}]`."""
+        from coursebook.service import read_models
+
         return [status.as_dict() for status in read_models.status(self)]
 
     def catch_up_views(self, name: str | None = None) -> int:
         """Applies to the views (or the one named) what they have not seen; returns how
         many events."""
+        from coursebook.service import read_models
+
         with self.naming_tampered():
             return read_models.catch_up(self, name)
 
@@ -262,6 +279,8 @@ class Queries(Wiring):
                       progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuilds the views (or the one named) from zero; returns how many events were
         processed. `progress(position, head)` is called after each committed page."""
+        from coursebook.service import read_models
+
         with self.naming_tampered():
             return read_models.rebuild(self, name, progress)
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coursebook.adapters.storage.view_recorders import ViewRunner
 from coursebook.logs import get_logger
-from coursebook.service import read_models
 from coursebook.service.wiring import Wiring
+
+if TYPE_CHECKING:
+    from coursebook.adapters.storage.view_recorders import ViewRunner
 
 __all__ = ["POLL_SECONDS", "follow_views"]
 
@@ -26,6 +27,8 @@ def follow_views(app: Wiring, stop: threading.Event, *,
                  poll: float = POLL_SECONDS) -> dict[str, Any]:
     """Applies new events to the views until `stop` is set; returns `{"mode",
     "processed", "conflicts", "positions"}`."""
+    from coursebook.service import read_models
+
     views = read_models.runners(app)
     log.info("worker_started", views=list(views),
              positions={n: r.view.position() for n, r in views.items()})

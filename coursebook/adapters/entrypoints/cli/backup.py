@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ def backup_sqlite(store: str, destination: Path) -> dict[str, Any]:
     """Copies the SQLite store to `destination` (which must not exist) and its key file to
     `destination.key`. The copy is written beside the destination, checked, then renamed
     into place, so a failure never leaves a partial backup under the given name."""
+    import shutil  # here: every other command-line call would pay for its import
+
     partial = destination.with_name(f".{destination.name}.partial")
     try:
         uri = f"{Path(store).resolve().as_uri()}?mode=ro"
