@@ -12,8 +12,9 @@ synthetic clinic of `benchmarks.clinic` (about 11 commands a course), imported a
 `--copies 3` give about 1,000,000 stored records in a minute or two): the clinic's records
 copied N - 1 more times after the first, each copy under fresh aggregate ids and with
 its course and patient references renamed (`C-` to `C1-`, ...), so every copy is new
-courses and patients to the views. Synthetic for the views only: the copies keep the
-originals' HMAC tags, so `coursebook verify` rejects such a store.
+courses and patients to the views. Synthetic for the views only: each copied record is
+tagged again with the store's key (the views check every record's tag), but the copies
+have no links in the store's seal, so `coursebook verify` rejects such a store.
 
 `--memory` runs one rebuild of every view in a fresh process and prints its peak
 resident memory (`benchmarks.memory`).
@@ -52,7 +53,7 @@ import orjson
 
 from benchmarks.clinic import END, ZONE, clinic_commands
 from benchmarks.reference import read_and_decode
-from coursebook.adapters.storage.integrity import TAG_LEN
+from coursebook.adapters.storage.integrity import TAG_LEN, event_tag
 from coursebook.bootstrap import open_store
 from coursebook.clock import FixedClock
 from coursebook.service import read_models
@@ -83,9 +84,14 @@ def multiply(source: Path, path: Path, copies: int) -> None:
     """`source` and `copies - 1` renamed copies of its records, in one SQLite file."""
     started = time.perf_counter()
     shutil.copyfile(source, path)
-    key = source.with_name(source.name + ".key")  # the store's master key file
-    if key.exists():
-        shutil.copyfile(key, path.with_name(path.name + ".key"))
+    key_file = source.with_name(source.name + ".key")  # the store's master key file
+    if key_file.exists():
+        copied = path.with_name(path.name + ".key")
+        shutil.copyfile(key_file, copied)
+        copied.chmod(0o600)  # a key file readable by others is refused
+    app = open_store(str(source))
+    key: bytes = app.mapper.key  # each copy's tag made again: the views check tags
+    app.close()
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     last = db.execute("SELECT max(rowid) FROM stored_events").fetchone()[0]
@@ -97,9 +103,12 @@ def multiply(source: Path, path: Path, copies: int) -> None:
                               "ORDER BY rowid LIMIT ?", (after, last, BATCH)).fetchall()
             if not rows:
                 break
-            renamed = [(uuid.uuid5(uuid.NAMESPACE_OID, f"{k}:{originator}").hex, version,
-                        topic, rename(state[:-TAG_LEN], k) + state[-TAG_LEN:])
-                       for _, originator, version, topic, state in rows]
+            renamed = []
+            for _, originator, version, topic, state in rows:
+                ident = uuid.uuid5(uuid.NAMESPACE_OID, f"{k}:{originator}").hex
+                payload = rename(state[:-TAG_LEN], k)
+                renamed.append((ident, version, topic,
+                                payload + event_tag(key, ident, version, topic, payload)))
             with db:
                 db.executemany("INSERT INTO stored_events (originator_id, originator_version, "
                                "topic, state) VALUES (?, ?, ?, ?)", renamed)

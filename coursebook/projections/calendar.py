@@ -163,9 +163,15 @@ class _Body:
         return event
 
 
+Folded = tuple[dict[Any, CourseState], list[tuple[str]]]
+"""A folded page: the courses it touched (by aggregate id) and the patients it erased."""
+
+
 class CalendarProjection(ViewProjection):
     name = "calendar"
     topics = (*course_topics(), get_topic(PatientRecord.Erased))
+    topics_folded: frozenset[str] = frozenset(topics)
+    """The topics `fold_page` is given (two projections share folds only if equal)."""
     tables: tuple[str, ...] = ("view_calendar",)
     format_version = 2  # 1: before catalogues (no screening_valid_until, no follow_up)
     ddl = (
@@ -190,9 +196,29 @@ class CalendarProjection(ViewProjection):
         transcoder = app.mapper.transcoder
         self._revive = getattr(transcoder, "revive", None)
         self._event_classes = {get_topic(cls): cls for cls in _course_event_classes()}
+        self._leader: CalendarProjection | None = None  # whose folds this one reuses
+        self._followed = False  # whether another projection reuses this one's folds
+        self._folded: tuple[list[int], Folded] | None = None  # the last fold, for them
 
     def forget(self) -> None:
         self.states = {}
+
+    def join(self, before: Sequence[ViewProjection]) -> None:
+        """Folds the pages no more in a shared rebuild: reuses the folds of the first
+        projection before it that folds the same way (the calendar, for the compliance
+        view), whose course states move on in step with the pages both apply."""
+        for other in before:
+            if isinstance(other, CalendarProjection) and other._leader is None \
+                    and other.app is self.app and other.topics_folded == self.topics_folded:
+                self._leader, other._followed = other, True
+                self.forget()
+                return
+
+    def leave(self) -> None:
+        if self._leader is not None:  # its states were the leader's: none of its own
+            self._leader = None
+            self.forget()
+        self._followed, self._folded = False, None
 
     def _event(self, topic: str, state: bytes) -> Any:
         return self._convert(topic, self.decode(topic, state))
@@ -224,9 +250,24 @@ class CalendarProjection(ViewProjection):
         return [(self.UPSERT, out), (self.ERASE, erased)]
 
     def fold_page(self, rows: Sequence[Row], bodies: Sequence[dict[str, Any]] | None = None,
-                  ) -> tuple[dict[Any, CourseState], list[tuple[str]]]:
+                  ) -> Folded:
         """Folds a page into the courses' states: (each course the page touched, by
-        aggregate id, its state after it; each erased patient's key, as a 1-tuple)."""
+        aggregate id, its state after it; each erased patient's key, as a 1-tuple).
+        While following another projection (`join`), its fold of the same page is
+        reused, read only; a page it did not fold (it left the pass) ends that."""
+        leader = self._leader
+        if leader is not None:
+            memo = leader._folded
+            if memo is not None and memo[0] == [r[0] for r in rows]:
+                return memo[1]
+            self._leader = None  # out of step: fold alone, reloading what it needs
+            self.forget()
+        folded = self._fold(rows, bodies)
+        if self._followed:
+            self._folded = ([r[0] for r in rows], folded)
+        return folded
+
+    def _fold(self, rows: Sequence[Row], bodies: Sequence[dict[str, Any]] | None) -> Folded:
         if len(self.states) > CACHE_LIMIT:
             self.states = {}
         touched: dict[Any, CourseState] = {}

@@ -96,6 +96,14 @@ class ViewProjection(Projection[Any], ABC):
     def forget(self) -> None:
         """Drops in-memory caches built from earlier pages."""
 
+    def join(self, before: Sequence[ViewProjection]) -> None:
+        """A rebuild of several views in one pass begins: `before` are the projections
+        that apply each page before this one, in that order. A projection may reuse
+        what one of them worked out from the same page, until `leave()`."""
+
+    def leave(self) -> None:
+        """The shared pass is over: work no longer shared, caches its own again."""
+
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's per-event entry point (e.g. from a `ProjectionRunner`): catch the
         view up to that event, in pages, with compare-and-set, through the runner the

@@ -237,6 +237,49 @@ class TestViewContract:
         finally:
             other.close()
 
+    def test_the_calendar_moved_during_a_rebuild_of_all_leaves_compliance_right(
+            self, view_app: tuple[str, Coursebook], clock: FixedClock,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        # The compliance view reuses the calendar's fold of each page during a rebuild of
+        # all; when the calendar leaves the shared pass, compliance folds on its own.
+        monkeypatch.setenv("COURSEBOOK_VIEW_PAGE_SIZE", "1")  # rebuild pages of 10 events
+        target, app = view_app
+        a_small_clinic(app)
+        read_models.catch_up(app)
+        live = snapshot(app)
+        other = second_app(target, clock)
+        try:
+            calendar = read_models.runners(app)["calendar"]
+            commit = calendar.commit
+
+            def moved_first(start: int, *args: Any) -> int | None:
+                read_models.runners(other)["calendar"].catch_up()
+                monkeypatch.setattr(calendar, "commit", commit)
+                return commit(start, *args)
+
+            monkeypatch.setattr(calendar, "commit", moved_first)
+            read_models.rebuild(app)
+            assert calendar.conflicts == 1
+            assert snapshot(app) == live
+        finally:
+            other.close()
+
+    def test_views_rebuilt_together_then_kept_live_equal_a_rebuild(
+            self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:
+        target, app = view_app
+        clinic = a_small_clinic(app)
+        read_models.rebuild(app)
+        clinic.give("C2", at="2026-09-02T09:00:00+02:00")
+        clinic.run("erase_patient", at="2026-10-01T09:00:00+02:00", actor="dpo",
+                   patient_ref="P1", reason="GDPR request 17")
+        read_models.catch_up(app)  # each view on its own again, from the shared pass
+        other = second_app(target, clock)
+        try:
+            read_models.rebuild(other)
+            assert snapshot(app) == snapshot(other)
+        finally:
+            other.close()
+
     def test_a_second_application_catches_up_what_the_first_recorded(
             self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:
         target, app = view_app

@@ -29,6 +29,8 @@ Four choices on top of the library's model:
   is never missing for long and never wrong. Rebuilding every view reads and decodes
   each page once for all of them (`rebuild_together`), reading the next page while the
   views apply this one; each view still commits its own page with compare-and-set.
+  Views that fold the same events (calendar, compliance) fold each page once between
+  them during that pass (`ViewProjection.join`).
 
 `ViewRecorder` is the storage contract (SQLite here); `ViewProjection` turns a page of
 notifications into writes; `ViewRunner` catches up, rebuilds, and reports status.
@@ -517,8 +519,15 @@ def rebuild_together(runners: Sequence[ViewRunner], *,
     head = (app.recorder.max_notification_id() or 0) if progress else 0
     for runner in runners:
         runner.reset()
-    with collector_paused():
-        together, processed = _rebuild_pages(runners, topics, progress, head)
+    projections = [runner.projection for runner in runners]
+    for i, projection in enumerate(projections):
+        projection.join(projections[:i])  # e.g. the compliance view reuses calendar folds
+    try:
+        with collector_paused():
+            together, processed = _rebuild_pages(runners, topics, progress, head)
+    finally:
+        for projection in projections:
+            projection.leave()
     for runner in runners:
         if runner not in together:  # moved by another worker: on its own from here
             processed[runner] += runner.catch_up()
