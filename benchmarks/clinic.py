@@ -236,7 +236,8 @@ def clinic_commands(courses: int, *, seed: int = 2026) -> list[dict[str, Any]]:
 
 def long_course(events: int, *, seed: int = 7) -> list[dict[str, Any]]:
     """One skin course of about `events` events: a full course, then years of
-    maintenance sessions, each scheduled, some rescheduled, reacted to and reviewed."""
+    maintenance sessions, each scheduled, some rescheduled, reacted to and reviewed, the
+    screening renewed before it goes stale (default@2 refuses a session after it)."""
     rng = random.Random(seed)
     course = _Course(rng, 0, START, indication="skin_rejuvenation", course_id="LONG-1")
     course.may_discontinue = False
@@ -245,6 +246,7 @@ def long_course(events: int, *, seed: int = 7) -> list[dict[str, Any]]:
     course.now += dt.timedelta(minutes=30)
     course.cmd("record_consultation", course.now, "nurse-cy", consent=True,
                screening={**CLEAR, "diabetes": True})
+    screened = course.now
     course.now += dt.timedelta(hours=2)
     course.give(1, None)
     for session in range(2, 5):
@@ -252,6 +254,11 @@ def long_course(events: int, *, seed: int = 7) -> list[dict[str, Any]]:
     course.cmd("complete_course", course.now + dt.timedelta(hours=2), "aes-eli")
     session = 4
     while len(course.out) < events * 1.23:  # about 1 in 6 is refused (too soon)
+        if course.now - screened > dt.timedelta(days=150):  # the screening kept current
+            course.now += dt.timedelta(hours=1)
+            course.cmd("record_consultation", course.now, "nurse-cy", consent=True,
+                       screening={**CLEAR, "diabetes": True})
+            screened = course.now
         session += 1
         course.give(session, rng.randint(1, 2))  # every day or two: needs the override
     return course.out
