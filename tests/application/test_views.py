@@ -130,6 +130,33 @@ def a_small_clinic(app: Coursebook) -> Clinic:
     return clinic
 
 
+def view_moved_during_a_rebuild_of_all(
+        name: str, view_app: tuple[str, Coursebook], clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuilds every view while another worker catches view `name` up before its first
+    page commits: that view meets one conflict and every view ends as kept live."""
+    target, app = view_app
+    a_small_clinic(app)
+    read_models.catch_up(app)
+    live = snapshot(app)
+    other = second_app(target, clock)
+    try:
+        runner = read_models.runners(app)[name]
+        commit = runner.commit
+
+        def moved_first(start: int, *args: Any) -> int | None:
+            read_models.runners(other)[name].catch_up()
+            monkeypatch.setattr(runner, "commit", commit)
+            return commit(start, *args)
+
+        monkeypatch.setattr(runner, "commit", moved_first)
+        read_models.rebuild(app)
+        assert runner.conflicts == 1
+        assert snapshot(app) == live
+    finally:
+        other.close()
+
+
 @pytest.mark.parametrize("view_app", VIEW_STORES, indirect=True)
 class TestViewContract:
     def test_calendar_after_catch_up_equals_course_show(
@@ -215,27 +242,7 @@ class TestViewContract:
     def test_a_view_moved_during_a_rebuild_of_all_finishes_on_its_own(
             self, view_app: tuple[str, Coursebook], clock: FixedClock,
             monkeypatch: pytest.MonkeyPatch) -> None:
-        target, app = view_app
-        a_small_clinic(app)
-        read_models.catch_up(app)
-        live = snapshot(app)
-        other = second_app(target, clock)
-        try:
-            audit = read_models.runners(app)["audit"]
-            commit = audit.commit
-
-            def moved_first(start: int, *args: Any) -> int | None:
-                # Another worker catches the audit view up before this page commits.
-                read_models.runners(other)["audit"].catch_up()
-                monkeypatch.setattr(audit, "commit", commit)
-                return commit(start, *args)
-
-            monkeypatch.setattr(audit, "commit", moved_first)
-            read_models.rebuild(app)
-            assert audit.conflicts == 1
-            assert snapshot(app) == live
-        finally:
-            other.close()
+        view_moved_during_a_rebuild_of_all("audit", view_app, clock, monkeypatch)
 
     def test_the_calendar_moved_during_a_rebuild_of_all_leaves_compliance_right(
             self, view_app: tuple[str, Coursebook], clock: FixedClock,
@@ -243,26 +250,7 @@ class TestViewContract:
         # The compliance view reuses the calendar's fold of each page during a rebuild of
         # all; when the calendar leaves the shared pass, compliance folds on its own.
         monkeypatch.setenv("COURSEBOOK_VIEW_PAGE_SIZE", "1")  # rebuild pages of 10 events
-        target, app = view_app
-        a_small_clinic(app)
-        read_models.catch_up(app)
-        live = snapshot(app)
-        other = second_app(target, clock)
-        try:
-            calendar = read_models.runners(app)["calendar"]
-            commit = calendar.commit
-
-            def moved_first(start: int, *args: Any) -> int | None:
-                read_models.runners(other)["calendar"].catch_up()
-                monkeypatch.setattr(calendar, "commit", commit)
-                return commit(start, *args)
-
-            monkeypatch.setattr(calendar, "commit", moved_first)
-            read_models.rebuild(app)
-            assert calendar.conflicts == 1
-            assert snapshot(app) == live
-        finally:
-            other.close()
+        view_moved_during_a_rebuild_of_all("calendar", view_app, clock, monkeypatch)
 
     def test_views_rebuilt_together_then_kept_live_equal_a_rebuild(
             self, view_app: tuple[str, Coursebook], clock: FixedClock) -> None:

@@ -9,13 +9,12 @@ import html as markup
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import attrs
 import pytest
 
+from benchmarks.compliance_page import large_page as build_large_page
 from coursebook.projections.compliance_html import EXPLANATIONS
 from tests.unit.test_compliance_html import filter_class, page_data
 
@@ -27,33 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def large_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    from coursebook import open_store
-
-    directory = tmp_path_factory.mktemp("large-page")
-    store = directory / "demo.db"
-    done = subprocess.run([sys.executable, "-m", "coursebook.adapters.entrypoints.cli",
-                           "--db", str(store), "demo"], capture_output=True, check=False,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    app = open_store(str(store))
-    try:
-        report = app.compliance_report()
-        folded = dict(report.courses)  # a report of now folds its courses from the store
-    finally:
-        app.close()
-    courses, findings = {}, []
-    for copy in range(COPIES):
-        for course_id, state in folded.items():
-            courses[f"{course_id}-{copy:03d}"] = attrs.evolve(
-                state, course_id=f"{course_id}-{copy:03d}")
-        findings += [attrs.evolve(f, course_id=f"{f.course_id}-{copy:03d}")
-                     for f in report.findings if f.course_id is not None]
-    findings += [f for f in report.findings if f.course_id is None]
-    findings.sort(key=lambda f: f.sort_key())
-    large = attrs.evolve(report, courses=courses, findings=findings)
-    page = directory / "compliance.html"
-    page.write_text(large.html(), encoding="utf-8")
-    return page, len(courses)
+    return build_large_page(tmp_path_factory.mktemp("large-page"), COPIES)
 
 
 def test_the_large_page_summary_first_worst_first_collapsed(
